@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv (once) and installs vaekit into it. Safe to re-run: a second run is a no-op check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+# A bare "torch" requirement pulls a multi-GB CUDA build; pin the CPU build first where none is present.
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+  "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+fi
+extras=${VAEKIT_EXTRAS:-}
+if ! "$VPY" -c "import vaekit, safetensors, sklearn, PIL, matplotlib, tqdm${extras:+, pytest}" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.vaekit-installed ]; then
+  "$VPY" -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
+  touch .venv/.vaekit-installed
+fi

@@ -1,0 +1,50 @@
+"""The command line: `vaekit COMMAND ...`; main(argv) runs in-process and returns the exit code."""
+from __future__ import annotations
+
+import sys
+
+from ..errors import VaekitError
+from . import demo, evaluate, train, views
+from .options import Parser
+
+
+def _commands():
+    cmds = {
+        "train": (train.HELP, train.add_arguments, train.run),
+        **views.COMMANDS,
+        "evaluate": (evaluate.HELP, evaluate.add_arguments, evaluate.run),
+        "demo": (demo.HELP, demo.add_arguments, demo.run),
+    }
+    return cmds
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="vaekit", description="Autoencoders, VAEs and their latent spaces.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name, (help_text, add, run) in _commands().items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns 0 on success, 2 on bad input (message on stderr), 130 on Ctrl-C."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help and on usage errors
+        return int(e.code or 0)
+    try:
+        return args._run(args)
+    except VaekitError as e:
+        print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vaekit {args.command}: interrupted; a run folder keeps its last finished epoch "
+              f"(continue with 'vaekit train --out RUN --resume')", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Pieces the commands share: loading a run and its data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import DataConfig, from_dict
+from ..data import Dataset, load_data
+from ..errors import VaekitError
+from ..estimators import CONFIG_FILE, LatentModel, load
+from ..io import read_json
+
+
+def load_run(run: str, device: str = "cpu") -> LatentModel:
+    return load(run, device=device)
+
+
+def load_run_data(run: str, data_dir: str | None = None) -> Dataset:
+    """The data a run was trained on (its config.json says where), optionally from another data dir."""
+    doc = read_json(Path(run) / CONFIG_FILE)
+    if "data" not in doc:
+        raise VaekitError(f"{run} does not record its data (it was saved from Python); pass images by path instead")
+    cfg = from_dict(DataConfig, doc["data"], f"{run}/{CONFIG_FILE} (data)")
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    return load_data(cfg)
+
+
+def add_run_args(p, out_suffix: str | None = ".png") -> None:
+    p.add_argument("run", help="a run folder written by 'vaekit train'")
+    if out_suffix:
+        p.add_argument("--out", required=True, help=f"output file ({out_suffix}, or .npy for the raw array)")
+    p.add_argument("--data-dir", help="where the run's named data set lives, if not where it was trained")
+    p.add_argument("--seed", type=int, default=0, help="seed for anything random")

@@ -1,0 +1,83 @@
+"""CLI flags generated from the config dataclasses, so flags, docs and JSON keys never drift apart."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from ..config import DataConfig, ModelConfig, TrainConfig, field_docs, from_dict
+from ..errors import VaekitError
+from ..io import read_json
+
+GROUPS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+_RENAMED = {("data", "source"): "data"}  # DataConfig.source is --data on the command line
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that suggests the closest flag for a misspelt one."""
+
+    def error(self, message: str):
+        if "unrecognized arguments" in message:
+            known = [s for a in self._actions for s in a.option_strings]
+            for token in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.6)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        super().error(message)
+
+
+def _flag(group: str, name: str) -> str:
+    return "--" + _RENAMED.get((group, name), name).replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, groups=("model", "train", "data")) -> None:
+    for group in groups:
+        cls = GROUPS[group]
+        docs = field_docs(cls)
+        hints = typing.get_type_hints(cls)
+        g = parser.add_argument_group(f"{group} options")
+        for f in fields(cls):
+            hint = hints[f.name]
+            kwargs: dict = {"default": None, "dest": f"{group}.{f.name}", "help": f"{docs.get(f.name, '')} "
+                            f"(default: {f.default})"}
+            base = hint
+            if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None -> X
+                base = next(a for a in typing.get_args(hint) if a is not type(None))
+            kwargs["metavar"] = f.name.upper()
+            if hint is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+                del kwargs["metavar"]
+            elif typing.get_origin(base) is tuple:
+                kwargs.update(nargs="+", type=typing.get_args(base)[0])
+            else:
+                kwargs["type"] = base
+            g.add_argument(_flag(group, f.name), **kwargs)
+
+
+def configs_from_args(args, base: dict[str, dict] | None = None) -> dict[str, dict]:
+    """{'model': {...}, 'train': {...}, 'data': {...}}: base values (a JSON config), overridden by given flags."""
+    out = {g: dict((base or {}).get(g, {})) for g in GROUPS}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            group, name = key.split(".", 1)
+            out[group][name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def read_config_file(path: str) -> dict[str, dict]:
+    """A JSON file {"model": {...}, "train": {...}, "data": {...}}; unknown sections or keys are refused."""
+    p = Path(path)
+    if not p.is_file():
+        raise VaekitError(f"config file not found: {p}")
+    doc = read_json(p)
+    for section, values in doc.items():
+        if section not in GROUPS:
+            close = difflib.get_close_matches(section, GROUPS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise VaekitError(f"unknown section '{section}' in {p}.{hint} Sections: model, train, data.")
+        from_dict(GROUPS[section], values, f"{p} [{section}]")  # validates key names
+    return doc

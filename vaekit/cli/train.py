@@ -1,0 +1,74 @@
+"""vaekit train: fit a model on a data set into a run folder (checkpointed every epoch; --resume continues)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..config import to_dict
+from ..data import load_data
+from ..errors import VaekitError
+from ..estimators import CONFIG_FILE, estimator_for
+from ..io import atomic_write_json, read_json
+from ..models import MODELS, get_spec
+from ..plots import training_curve
+from .options import add_config_flags, configs_from_args, read_config_file
+
+HELP = "train a model on a data set into a run folder"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", help=f"registry name (default: vae): {', '.join(MODELS)}")
+    p.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
+    p.add_argument("--config", help='JSON file {"model": {...}, "train": {...}, "data": {...}}; flags override it')
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p)
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    saved = read_json(out / CONFIG_FILE) if (out / CONFIG_FILE).is_file() else None
+    if args.resume:
+        if saved is None:
+            raise VaekitError(f"--resume: {out} holds no run to continue (no {CONFIG_FILE}); drop --resume")
+        if args.model and get_spec(args.model).name != saved["model"]:
+            raise VaekitError(
+                f"{out} holds a '{saved['model']}' run, not '{args.model}'; resume it with --model "
+                f"{saved['model']} (or no --model), or train '{args.model}' into a new --out folder"
+            )
+        name = saved["model"]
+        base = {"model": saved["model_config"], "train": saved["train_config"], "data": saved["data"]}
+    else:
+        if out.exists() and any(out.iterdir()):
+            kind = f"a '{saved['model']}' run" if saved else "files"
+            raise VaekitError(f"{out} already holds {kind}; pass --resume to continue it, or choose a new --out")
+        name = args.model or "vae"
+        base = read_config_file(args.config) if args.config else {}
+    spec = get_spec(name)
+    groups = configs_from_args(args, base)
+    data_cfg = _data_config(groups["data"])
+    data = load_data(data_cfg)  # before touching --out, so a bad data set leaves nothing behind
+    params = {**groups["model"], **{k: v for k, v in groups["train"].items() if k != "seed"}}
+    if "seed" in groups["train"]:
+        params["random_state"] = groups["train"]["seed"]
+    est = estimator_for(spec.name, **params, verbose=not args.quiet)
+    est.model_config(), est.train_config()  # validate every value before writing anything
+    out.mkdir(parents=True, exist_ok=True)
+    doc = saved or {}
+    doc["data"] = to_dict(data_cfg)
+    atomic_write_json(out / CONFIG_FILE, doc)
+    est.fit(data.train.x, X_val=None if data.val is None else data.val.x, run_dir=out, resume=args.resume)
+    training_curve(est.history_, out / "history.png")
+    last = est.history_[-1] if est.history_ else {}
+    print(json.dumps({"run": str(out), "model": spec.name, "epochs": last.get("epoch"),
+                      **{k: round(v, 4) for k, v in last.items() if k.endswith("loss")}}))
+    return 0
+
+
+def _data_config(values: dict):
+    from ..config import DataConfig, from_dict
+
+    return from_dict(DataConfig, values, "the data options").validate()
+
+

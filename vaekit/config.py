@@ -1,0 +1,184 @@
+"""Typed configuration: one dataclass per concern, each field documented.
+
+The same fields drive the CLI flags, the estimators' parameters and the run folder's config.json,
+so a run is fully described by JSON and unknown keys are refused with a suggestion.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import VaekitError, did_you_mean
+
+
+def _check(cond: bool, owner: str, name: str, expected: str, got: Any) -> None:
+    if not cond:
+        raise VaekitError(f"the '{name}' parameter of {owner} must be {expected}; got {got!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and objective of an autoencoder-family model."""
+
+    latent_dim: int = 20
+    """Size of the latent code z."""
+    architecture: str = "mlp"
+    """'mlp' (any input) or 'conv' (images)."""
+    hidden: tuple[int, ...] = (400,)
+    """Widths of the dense hidden layers of the encoder (the decoder mirrors them)."""
+    conv_channels: tuple[int, ...] = (32, 64)
+    """Channels of the stride-2 convolutions when architecture='conv'."""
+    likelihood: str = "bernoulli"
+    """p(x|z): 'bernoulli' for data in [0, 1], 'gaussian' (learned scale) for any real data."""
+    beta: float = 1.0
+    """Weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the plain VAE."""
+    k: int = 1
+    """Importance samples in the training bound (IWAE, Burda et al. 2016); 1 is the ELBO."""
+    activation: str = "relu"
+    """Hidden activation: relu, elu, tanh, gelu, leaky_relu."""
+    dropout: float = 0.0
+    """Dropout probability after each hidden layer."""
+    batch_norm: bool = False
+    """Batch normalisation after each hidden layer."""
+
+    def validate(self, owner: str = "the model") -> ModelConfig:
+        from .models.networks import ACTIVATIONS  # late import: models import config
+        from .models.likelihoods import LIKELIHOODS
+
+        _check(isinstance(self.latent_dim, int) and self.latent_dim >= 1, owner, "latent_dim",
+               "an int >= 1", self.latent_dim)
+        _check(self.architecture in ("mlp", "conv"), owner, "architecture", "'mlp' or 'conv'",
+               self.architecture)
+        _check(all(isinstance(h, int) and h >= 1 for h in self.hidden), owner, "hidden",
+               "a list of ints >= 1", self.hidden)
+        _check(len(self.conv_channels) >= 1 and all(isinstance(c, int) and c >= 1 for c in self.conv_channels),
+               owner, "conv_channels", "a non-empty list of ints >= 1", self.conv_channels)
+        _check(self.likelihood in LIKELIHOODS, owner, "likelihood", f"one of {sorted(LIKELIHOODS)}",
+               self.likelihood)
+        _check(_is_real(self.beta) and self.beta >= 0, owner, "beta", "a float in [0, inf)", self.beta)
+        _check(isinstance(self.k, int) and self.k >= 1, owner, "k", "an int >= 1", self.k)
+        _check(self.activation in ACTIVATIONS, owner, "activation", f"one of {sorted(ACTIVATIONS)}",
+               self.activation)
+        _check(_is_real(self.dropout) and 0 <= self.dropout < 1, owner, "dropout", "a float in [0, 1)",
+               self.dropout)
+        return self
+
+
+@dataclass
+class TrainConfig:
+    """How a model is fitted."""
+
+    epochs: int = 10
+    """Passes over the training split."""
+    batch_size: int = 128
+    """Examples per gradient step."""
+    optimizer: str = "adam"
+    """'adam', 'adamw' or 'sgd' (with momentum)."""
+    lr: float = 1e-3
+    """Learning rate."""
+    weight_decay: float = 0.0
+    """L2 penalty (decoupled for adamw)."""
+    momentum: float = 0.9
+    """Momentum for sgd."""
+    schedule: str = "constant"
+    """Learning-rate schedule: 'constant', 'cosine' (to 0 over the run) or 'step' (x0.1 at 50% and 75%)."""
+    clip_norm: float | None = None
+    """Clip the global gradient norm to this value."""
+    clip_value: float | None = None
+    """Clip each gradient element to [-v, v]."""
+    patience: int | None = None
+    """Early stopping: stop after this many epochs without a better validation loss, then restore the best weights."""
+    binarize: bool = False
+    """Dynamic binarisation: train on x ~ Bernoulli(pixel intensity), drawn afresh for every minibatch."""
+    seed: int = 0
+    """Seeds weight initialisation, shuffling and sampling: equal seeds give equal runs."""
+    device: str = "auto"
+    """'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'."""
+
+    def validate(self, owner: str = "the trainer") -> TrainConfig:
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, owner, "epochs", "an int >= 1", self.epochs)
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, owner, "batch_size", "an int >= 1",
+               self.batch_size)
+        _check(self.optimizer in ("adam", "adamw", "sgd"), owner, "optimizer", "'adam', 'adamw' or 'sgd'",
+               self.optimizer)
+        _check(_is_real(self.lr) and self.lr > 0, owner, "lr", "a float > 0", self.lr)
+        _check(_is_real(self.weight_decay) and self.weight_decay >= 0, owner, "weight_decay", "a float >= 0",
+               self.weight_decay)
+        _check(self.schedule in ("constant", "cosine", "step"), owner, "schedule",
+               "'constant', 'cosine' or 'step'", self.schedule)
+        for name in ("clip_norm", "clip_value"):
+            v = getattr(self, name)
+            _check(v is None or (_is_real(v) and v > 0), owner, name, "None or a float > 0", v)
+        _check(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1), owner,
+               "patience", "None or an int >= 1", self.patience)
+        _check(isinstance(self.seed, int), owner, "seed", "an int", self.seed)
+        return self
+
+
+@dataclass
+class DataConfig:
+    """Where the data come from and how they are split; stored so later commands reload the same test split."""
+
+    source: str = "digits"
+    """A named set (digits, mnist, fashion-mnist) or a path (image folder, .npy, .npz)."""
+    data_dir: str | None = None
+    """Folder holding named sets (else $VAEKIT_DATA, else the per-user cache)."""
+    image_size: tuple[int, int] | None = None
+    """Resize folder images to (height, width)."""
+    val_fraction: float = 0.1
+    """Share of the training split held out for validation (0 for none)."""
+    test_fraction: float = 0.2
+    """Share held out for testing where a data set has no test split of its own."""
+    limit: int | None = None
+    """Use only the first N training and N test examples (quick experiments)."""
+
+    def validate(self, owner: str = "the data") -> DataConfig:
+        _check(0 <= self.val_fraction < 1, owner, "val_fraction", "a float in [0, 1)", self.val_fraction)
+        _check(0 < self.test_fraction < 1, owner, "test_fraction", "a float in (0, 1)", self.test_fraction)
+        _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1), owner, "limit",
+               "None or an int >= 1", self.limit)
+        return self
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def from_dict(cls, values: dict[str, Any], where: str):
+    """Build a config dataclass from JSON-like values, refusing unknown keys with the closest known one."""
+    known = {f.name: f for f in fields(cls)}
+    for key in values:
+        if key not in known:
+            raise VaekitError(
+                f"unknown key '{key}' in {where}.{did_you_mean(key, known)} "
+                f"Known keys: {', '.join(known)}."
+            )
+    kwargs = {}
+    for key, value in values.items():
+        if isinstance(value, list):  # JSON has no tuples
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def field_docs(cls) -> dict[str, str]:
+    """The one-line doc under each field (read from the source), used for CLI help."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    docs, body = {}, tree.body[0].body
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = nxt.value.value
+    return docs
+
+
+__all__ = ["ModelConfig", "TrainConfig", "DataConfig", "from_dict", "to_dict", "field_docs"]

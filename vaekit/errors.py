@@ -1,0 +1,22 @@
+"""User-facing errors: each names the problem, what was expected, and the fix."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class VaekitError(Exception):
+    """A problem with the user's input or files. The CLI prints it without a traceback."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> VaekitError:
+    choices = sorted(choices)
+    return VaekitError(
+        f"unknown {kind} '{name}'.{did_you_mean(name, choices)} Known {kind}s: {', '.join(choices)}."
+    )

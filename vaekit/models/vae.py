@@ -1,0 +1,69 @@
+"""The variational autoencoder: one module for the VAE, the beta-VAE and the IWAE.
+
+Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (reparameterisation; KL in closed
+form, Appendix B). Higgins et al., ICLR 2017 (beta weights the KL term). Burda et al., "Importance
+Weighted Autoencoders", ICLR 2016 (the k-sample bound, k=1 is the ELBO).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
+
+from ..config import ModelConfig
+from .likelihoods import LIKELIHOODS
+from .networks import Decoder, Encoder
+
+
+class VAEModule(nn.Module):
+    """q(z|x) = N(mu(x), diag sigma(x)^2), p(z) = N(0, I), p(x|z) from cfg.likelihood.
+
+    Every loss is per example, shape (B,); the trainer reduces it.
+    """
+
+    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
+        super().__init__()
+        self.cfg, self.shape = cfg, tuple(shape)
+        self.likelihood = LIKELIHOODS[cfg.likelihood](self.shape)
+        self.encoder = Encoder(cfg, self.shape, 2 * cfg.latent_dim)  # mu and log-variance from one layer
+        self.decoder = Decoder(cfg, self.shape, self.likelihood.n_params)
+
+    def inference(self, x: torch.Tensor) -> Distribution:
+        mu, log_var = self.encoder(x).chunk(2, dim=-1)  # (B, D) each
+        return Independent(Normal(mu, (0.5 * log_var).exp(), validate_args=False), 1, validate_args=False)
+
+    def generative(self, z: torch.Tensor) -> Distribution:
+        return self.likelihood(self.decoder(z))  # batch shape z.shape[:-1]
+
+    def prior(self, like: torch.Tensor | None = None) -> Distribution:
+        zeros = torch.zeros(self.cfg.latent_dim, device=self._device()) if like is None else torch.zeros_like(like)
+        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z) and KL(q(z|x) || p(z))."""
+        qz = self.inference(x)
+        pz = self.prior(qz.base_dist.loc)
+        kl = kl_divergence(qz, pz)  # (B,) closed form
+        if self.cfg.k == 1:
+            z = qz.rsample()  # (B, D)
+            rec = -self.generative(z).log_prob(x)
+            return {"loss": rec + self.cfg.beta * kl, "rec": rec, "kl": kl}
+        log_px, log_w = self._log_weights(x, qz, pz, self.cfg.k, self.cfg.beta)
+        bound = torch.logsumexp(log_w, dim=0) - math.log(self.cfg.k)
+        return {"loss": -bound, "rec": -log_px.mean(0), "kl": kl}
+
+    def iw_log_likelihood(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): (B,). k=1 is a one-sample ELBO."""
+        qz = self.inference(x)
+        _, log_w = self._log_weights(x, qz, self.prior(qz.base_dist.loc), k, 1.0)
+        return torch.logsumexp(log_w, dim=0) - math.log(k)
+
+    def _log_weights(self, x, qz, pz, k: int, beta: float):
+        z = qz.rsample((k,))  # (k, B, D)
+        log_px = self.generative(z).log_prob(x)  # (k, B)
+        return log_px, log_px + beta * (pz.log_prob(z) - qz.log_prob(z))
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device

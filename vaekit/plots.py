@@ -1,0 +1,130 @@
+"""Pictures of a model and its latent space, written as PNG (atomically)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VaekitError
+from .io import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works with no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path) -> None:
+    plt = _pyplot()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) or (N, H, W) -> (N, H, W[, 3]) floats in [0, 1]; flat vectors of square length become squares."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        side = int(round(math.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise VaekitError(f"these data are vectors of {x.shape[1]} features, not images: nothing to draw")
+        x = x.reshape(-1, 1, side, side)
+    if x.ndim == 3:
+        x = x[:, None]
+    x = x[:, 0] if x.shape[1] == 1 else x[:, :3].transpose(0, 2, 3, 1)
+    if x.max() > 1.0 + 1e-6:
+        x = x / 255.0
+    return np.clip(x, 0.0, 1.0)
+
+
+def image_grid(x, path, ncol: int | None = None, scale: int | None = None, pad: int = 2) -> Path:
+    """Tile images row by row into one PNG, enlarged by an integer factor so small images stay crisp."""
+    from PIL import Image
+
+    imgs = as_images(x)
+    n, h, w = imgs.shape[:3]
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    scale = scale or max(1, 56 // max(h, w))
+    canvas = np.ones((nrow * (h + pad) + pad, ncol * (w + pad) + pad, *imgs.shape[3:]), np.float32)
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, ncol)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = im
+    img = Image.fromarray((canvas * 255).round().astype(np.uint8))
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    return Path(path)
+
+
+def paired_rows(top, bottom, path, per_row: int = 10) -> Path:
+    """Inputs above their reconstructions, per_row pairs to a band."""
+    top, bottom = np.asarray(top), np.asarray(bottom)
+    bands = []
+    for i in range(0, len(top), per_row):
+        t, b = top[i:i + per_row], bottom[i:i + per_row]
+        fill = per_row - len(t)
+        if fill:
+            blank = np.ones((fill, *t.shape[1:]), t.dtype) * (255 if t.dtype == np.uint8 else 1)
+            t, b = np.concatenate([t, blank]), np.concatenate([b, blank.astype(b.dtype)])
+        bands += [as_images(t), as_images(b)]
+    return image_grid(np.concatenate(bands), path, ncol=per_row)
+
+
+def latent_map(codes: np.ndarray, labels, classes, path, title: str = "latent space") -> Path:
+    """Scatter of codes coloured by label; codes with more than 2 dimensions are projected by PCA."""
+    plt = _pyplot()
+    xlabel, ylabel = "z[0]", "z[1]"
+    if codes.shape[1] > 2:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(2).fit(codes)
+        codes = pca.transform(codes)
+        ev = pca.explained_variance_ratio_ * 100
+        xlabel, ylabel = f"PC 1 ({ev[0]:.0f}% of variance)", f"PC 2 ({ev[1]:.0f}%)"
+        title += f" (PCA of {pca.n_features_in_}-D codes)"
+    elif codes.shape[1] == 1:
+        codes = np.column_stack([codes[:, 0], np.zeros(len(codes))])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=3, alpha=0.6)
+    else:
+        cmap = plt.get_cmap("tab10" if len(np.unique(labels)) <= 10 else "tab20")
+        for i, lab in enumerate(np.unique(labels)):
+            m = labels == lab
+            name = classes[lab] if classes is not None and 0 <= lab < len(classes) else str(lab)
+            ax.scatter(codes[m, 0], codes[m, 1], s=3, alpha=0.6, color=cmap(i % cmap.N), label=name)
+        ax.legend(markerscale=4, fontsize=8, loc="best", framealpha=0.8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    _save_figure(fig, path)
+    return Path(path)
+
+
+def training_curve(history: list[dict], path) -> Path:
+    """Train (and validation) loss per epoch."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [r["epoch"] for r in history]
+    for key, style in (("train_loss", "-"), ("val_loss", "--")):
+        if history and key in history[0]:
+            ax.plot(epochs, [r[key] for r in history], style, marker="o", ms=3, label=key.replace("_", " "))
+    ax.set(xlabel="epoch", ylabel="loss (nats per example)", title="training curve")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save_figure(fig, path)
+    return Path(path)
+
+
+def gaussian_grid(n: int, dims: tuple[int, int], latent_dim: int, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
+    """(n*n, latent_dim) codes on a plane: two dimensions at Gaussian quantiles, the rest 0."""
+    from scipy.stats import norm
+
+    q = norm.ppf(np.linspace(lo, hi, n))
+    z = np.zeros((n * n, latent_dim), np.float32)
+    for r, yv in enumerate(q[::-1]):  # top row = high z[1], like a plot's y axis
+        for c, xv in enumerate(q):
+            z[r * n + c, dims[0]], z[r * n + c, dims[1]] = xv, yv
+    return z

@@ -1,0 +1,227 @@
+"""The training loop: minibatches sliced from tensors already in memory (or on the GPU).
+
+Indexing a tensor with a permutation costs one gather per batch; a DataLoader over a TensorDataset
+calls __getitem__ once per example and collates, which is most of the gap to the matmul floor.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig, to_dict
+from ..errors import VaekitError
+from ..io import atomic_write_json
+from . import checkpoint as ckpt
+
+STATE_FILE = "state/last.safetensors"
+WEIGHTS_FILE = "model.safetensors"
+HISTORY_FILE = "history.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise VaekitError(f"device '{name}' was asked for but no CUDA GPU is visible; use device='cpu' or 'auto'")
+    return torch.device(name)
+
+
+def to_unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] become float32 in [0, 1]; float data pass through."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Fits any module with .loss(x) -> {'loss': (B,), ...}; checkpoints into run_dir every epoch."""
+
+    def __init__(self, module: nn.Module, cfg: TrainConfig, run_dir: str | Path | None = None,
+                 verbose: bool = True, on_step: Callable[[int, int], None] | None = None):
+        self.cfg = cfg.validate()
+        self.device = resolve_device(cfg.device)
+        self.module = module.to(self.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.verbose = verbose
+        self.on_step = on_step  # (epoch, step) hook, used by tests to interrupt mid-epoch
+        self.optimizer = self._make_optimizer()
+        self.shuffle_rng = torch.Generator(device=self.device)
+        self.state = TrainState()
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c, params = self.cfg, [p for p in self.module.parameters() if p.requires_grad]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        # fused: one kernel for all parameters instead of one per tensor and op
+        return cls(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+
+    def _lr_factor(self, progress: float) -> float:
+        if self.cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        if self.cfg.schedule == "step":
+            return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+        return 1.0
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None, resume: bool = False) -> list[dict]:
+        c = self.cfg
+        if len(x_train) == 0:
+            raise VaekitError("the training split is empty; give at least one example")
+        x_train = x_train.to(self.device)
+        x_val = None if x_val is None or len(x_val) == 0 else x_val.to(self.device)
+        torch.manual_seed(c.seed)
+        self.shuffle_rng.manual_seed(c.seed)
+        best_weights = None
+        if resume:
+            best_weights = self._restore()
+        n, bs = len(x_train), c.batch_size
+        steps = math.ceil(n / bs)
+        old_denormal = torch.set_flush_denormal(True)  # denormals slow CPU maths many-fold and carry no signal
+        bar = tqdm(total=c.epochs * steps, initial=self.state.epoch * steps, disable=not self.verbose,
+                   file=sys.stderr, unit="step", dynamic_ncols=True, mininterval=0.5)
+        try:
+            for epoch in range(self.state.epoch, c.epochs):
+                if c.patience is not None and self.state.bad_epochs >= c.patience:
+                    break
+                t0 = time.perf_counter()
+                train_means = self._train_epoch(x_train, epoch, steps, bar)
+                row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_means.items()}}
+                if x_val is not None:
+                    row.update({f"val_{k}": v for k, v in self.evaluate_losses(x_val).items()})
+                row["lr"] = self.optimizer.param_groups[0]["lr"]
+                row["time_s"] = round(time.perf_counter() - t0, 3)
+                if not math.isfinite(row["train_loss"]):
+                    where = f" The last good checkpoint is in {self.run_dir}." if self.run_dir else ""
+                    raise VaekitError(
+                        f"training diverged: the loss became {row['train_loss']} in epoch {epoch + 1}. "
+                        f"Lower lr, set clip_norm (e.g. 10), or check the data for extreme values.{where}"
+                    )
+                best_weights = self._end_epoch(row, best_weights)
+                bar.set_postfix_str(self._summary(row))
+        finally:
+            bar.close()
+            torch.set_flush_denormal(old_denormal)
+        if c.patience is not None and best_weights is not None:
+            self.module.load_state_dict(best_weights)
+        self.module.eval()
+        return self.state.history
+
+    def _train_epoch(self, x: torch.Tensor, epoch: int, steps: int, bar) -> dict[str, float]:
+        c, module, opt = self.cfg, self.module, self.optimizer
+        module.train()
+        perm = torch.randperm(len(x), generator=self.shuffle_rng, device=self.device)
+        sums = None
+        params = [p for g in opt.param_groups for p in g["params"]]
+        for step in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = c.lr * self._lr_factor((epoch * steps + step) / (c.epochs * steps))
+            xb = self.prepare(x.index_select(0, perm[step * c.batch_size:(step + 1) * c.batch_size]))
+            out = module.loss(xb)  # per-example terms, each (B,)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].mean().backward()
+            if c.clip_value is not None:
+                nn.utils.clip_grad_value_(params, c.clip_value)
+            if c.clip_norm is not None:
+                nn.utils.clip_grad_norm_(params, c.clip_norm)
+            opt.step()
+            batch_sums = torch.stack([v.detach().sum() for v in out.values()])  # stays on device: no sync
+            sums = batch_sums if sums is None else sums + batch_sums
+            if step % 20 == 19 or step == steps - 1:
+                bar.update(step % 20 + 1)
+            if self.on_step is not None:
+                self.on_step(epoch, step)
+        return dict(zip(out.keys(), (sums / len(x)).tolist()))
+
+    def prepare(self, xb: torch.Tensor) -> torch.Tensor:
+        xb = to_unit_float(xb)
+        return torch.bernoulli(xb) if self.cfg.binarize else xb
+
+    @torch.no_grad()
+    def evaluate_losses(self, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+        """Mean of each per-example loss term over x, in eval mode."""
+        was_training = self.module.training
+        self.module.eval()
+        sums = None
+        for i in range(0, len(x), batch_size):
+            out = self.module.loss(self.prepare(x[i:i + batch_size]))
+            s = torch.stack([v.sum() for v in out.values()])
+            sums = s if sums is None else sums + s
+        self.module.train(was_training)
+        return dict(zip(out.keys(), (sums / len(x)).tolist()))
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _end_epoch(self, row: dict, best_weights):
+        st = self.state
+        st.epoch = row["epoch"]
+        st.history.append(row)
+        monitored = row.get("val_loss", row["train_loss"])
+        improved = monitored < st.best_loss
+        if improved:
+            st.best_loss, st.best_epoch, st.bad_epochs = monitored, st.epoch, 0
+            if self.cfg.patience is not None:
+                best_weights = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        else:
+            st.bad_epochs += 1
+        if self.run_dir is not None:
+            self._checkpoint(write_weights=improved or self.cfg.patience is None)
+        return best_weights
+
+    def _checkpoint(self, write_weights: bool) -> None:
+        run = self.run_dir
+        model_sd = self.module.state_dict()
+        opt_tensors, opt_meta = ckpt.optimizer_to_tensors(self.optimizer)
+        tensors = {**{f"model.{k}": v for k, v in model_sd.items()}, **opt_tensors,
+                   "rng.torch": torch.get_rng_state(), "rng.shuffle": self.shuffle_rng.get_state()}
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        st = self.state
+        trainer_meta = {"epoch": st.epoch, "best_loss": st.best_loss, "best_epoch": st.best_epoch,
+                        "bad_epochs": st.bad_epochs, "train_config": to_dict(self.cfg)}
+        ckpt.save_tensors(run / STATE_FILE, tensors,
+                          {"trainer": trainer_meta, "optimizer": opt_meta, "history": st.history})
+        if write_weights:
+            ckpt.save_tensors(run / WEIGHTS_FILE, model_sd, {"epoch": st.epoch})
+        atomic_write_json(run / HISTORY_FILE, st.history)
+
+    def _restore(self):
+        """Load state/last.safetensors; returns the best weights so far (for early stopping)."""
+        if self.run_dir is None or not (self.run_dir / STATE_FILE).is_file():
+            raise VaekitError(
+                f"nothing to resume in {self.run_dir}: it has no {STATE_FILE}; train without --resume"
+            )
+        tensors, meta = ckpt.load_tensors(self.run_dir / STATE_FILE)
+        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        ckpt.load_module_weights(self.module, model, str(self.run_dir / STATE_FILE))
+        ckpt.optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.shuffle_rng.set_state(tensors["rng.shuffle"].to(self.shuffle_rng.get_state().device))
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        t = meta["trainer"]
+        self.state = TrainState(t["epoch"], t["best_loss"], t["best_epoch"], t["bad_epochs"], meta["history"])
+        if self.cfg.patience is not None and (self.run_dir / WEIGHTS_FILE).is_file():
+            best, _ = ckpt.load_tensors(self.run_dir / WEIGHTS_FILE)
+            return {k: v.to(self.device) for k, v in best.items()}
+        return None
+
+    @staticmethod
+    def _summary(row: dict) -> str:
+        keys = ("train_loss", "val_loss")
+        return " ".join(f"{k}={row[k]:.3f}" for k in keys if k in row)
