@@ -21,13 +21,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if "unrecognized arguments" in message:
-            known = [s for a in self._actions for s in a.option_strings]
+            known = _option_strings(self)
             for token in message.split(":", 1)[1].split():
                 close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.6)
                 if close:
                     message += f" (did you mean {close[0]}?)"
                     break
         super().error(message)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    # unknown flags surface at the top-level parser, so look inside the sub-commands too
+    known = []
+    for action in parser._actions:
+        known += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                known += _option_strings(sub)
+    return known
 
 
 def _flag(group: str, name: str) -> str:
