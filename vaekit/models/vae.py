@@ -10,11 +10,16 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.distributions import Distribution, Independent, Normal
 
 from ..config import ModelConfig
 from .likelihoods import LIKELIHOODS
 from .networks import Decoder, Encoder
+
+
+def kl_to_standard_normal(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag sigma^2) || N(0, I)) per example (Kingma & Welling 2014, Appendix B): (B, D) -> (B,)."""
+    return (0.5 * (mu.square() + sigma.square() - 1.0) - sigma.log()).sum(-1)
 
 
 class VAEModule(nn.Module):
@@ -44,13 +49,12 @@ class VAEModule(nn.Module):
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z) and KL(q(z|x) || p(z))."""
         qz = self.inference(x)
-        pz = self.prior(qz.base_dist.loc)
-        kl = kl_divergence(qz, pz)  # (B,) closed form
+        kl = kl_to_standard_normal(qz.base_dist.loc, qz.base_dist.scale)  # (B,)
         if self.cfg.k == 1:
             z = qz.rsample()  # (B, D)
             rec = -self.generative(z).log_prob(x)
             return {"loss": rec + self.cfg.beta * kl, "rec": rec, "kl": kl}
-        log_px, log_w = self._log_weights(x, qz, pz, self.cfg.k, self.cfg.beta)
+        log_px, log_w = self._log_weights(x, qz, self.prior(qz.mean), self.cfg.k, self.cfg.beta)
         bound = torch.logsumexp(log_w, dim=0) - math.log(self.cfg.k)
         return {"loss": -bound, "rec": -log_px.mean(0), "kl": kl}
 

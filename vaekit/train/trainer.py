@@ -130,8 +130,9 @@ class Trainer:
         sums = None
         params = [p for g in opt.param_groups for p in g["params"]]
         for step in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = c.lr * self._lr_factor((epoch * steps + step) / (c.epochs * steps))
+            if c.schedule != "constant":
+                for g in opt.param_groups:
+                    g["lr"] = c.lr * self._lr_factor((epoch * steps + step) / (c.epochs * steps))
             xb = self.prepare(x.index_select(0, perm[step * c.batch_size:(step + 1) * c.batch_size]))
             out = module.loss(xb)  # per-example terms, each (B,)
             opt.zero_grad(set_to_none=True)
@@ -141,7 +142,7 @@ class Trainer:
             if c.clip_norm is not None:
                 nn.utils.clip_grad_norm_(params, c.clip_norm)
             opt.step()
-            batch_sums = torch.stack([v.detach().sum() for v in out.values()])  # stays on device: no sync
+            batch_sums = torch.stack(list(out.values())).detach().sum(1)  # stays on device: no host sync
             sums = batch_sums if sums is None else sums + batch_sums
             if step % 20 == 19 or step == steps - 1:
                 bar.update(step % 20 + 1)
