@@ -93,7 +93,6 @@ class Trainer:
             best_weights = self._restore()
         n, bs = len(x_train), c.batch_size
         steps = math.ceil(n / bs)
-        old_denormal = torch.set_flush_denormal(True)  # denormals slow CPU maths many-fold and carry no signal
         bar = tqdm(total=c.epochs * steps, initial=self.state.epoch * steps, disable=not self.verbose,
                    file=sys.stderr, unit="step", dynamic_ncols=True, mininterval=0.5)
         try:
@@ -117,7 +116,6 @@ class Trainer:
                 bar.set_postfix_str(self._summary(row))
         finally:
             bar.close()
-            torch.set_flush_denormal(old_denormal)
         if c.patience is not None and best_weights is not None:
             self.module.load_state_dict(best_weights)
         self.module.eval()
