@@ -15,26 +15,11 @@ LOG2 = math.log(2.0)
 @torch.no_grad()
 def iw_log_likelihood(module, x: torch.Tensor, k: int, batch_size: int = 500,
                       max_elements: int = 2 ** 24) -> torch.Tensor:
-    """Per-example log p(x) estimates (N,) from k importance samples (Burda et al. 2016, eq. 8).
-
-    Samples are drawn in chunks so k * batch * features stays under max_elements, and combined with
-    one logsumexp over all k, which is exact (not an average of chunk estimates).
-    """
+    """Per-example log p(x) estimates (N,) from k importance samples (Burda et al. 2016, eq. 8)."""
     module.eval()
     dev = next(module.parameters()).device
-    per_example = math.prod(x.shape[1:])
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = to_unit_float(x[i:i + batch_size].to(dev))
-        qz = module.inference(xb)
-        pz = module.prior(qz.mean)
-        chunk = max(1, min(k, max_elements // (len(xb) * per_example)))
-        log_w = []
-        for start in range(0, k, chunk):
-            _, lw = module._log_weights(xb, qz, pz, min(chunk, k - start), 1.0)  # (kc, B)
-            log_w.append(lw)
-        out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))
-    return torch.cat(out).cpu()
+    return torch.cat([module.iw_log_likelihood(to_unit_float(x[i:i + batch_size].to(dev)), k, max_elements).cpu()
+                      for i in range(0, len(x), batch_size)])
 
 
 @torch.no_grad()

@@ -58,11 +58,17 @@ class VAEModule(nn.Module):
         bound = torch.logsumexp(log_w, dim=0) - math.log(self.cfg.k)
         return {"loss": -bound, "rec": -log_px.mean(0), "kl": kl}
 
-    def iw_log_likelihood(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): (B,). k=1 is a one-sample ELBO."""
+    def iw_log_likelihood(self, x: torch.Tensor, k: int, max_elements: int = 2 ** 24) -> torch.Tensor:
+        """log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): (B,). k=1 is a one-sample ELBO.
+
+        Samples are drawn in chunks so chunk * B * features stays under max_elements, then combined by
+        one logsumexp over all k, which is exact (not an average of chunk estimates).
+        """
         qz = self.inference(x)
-        _, log_w = self._log_weights(x, qz, self.prior(qz.base_dist.loc), k, 1.0)
-        return torch.logsumexp(log_w, dim=0) - math.log(k)
+        pz = self.prior(qz.mean)
+        chunk = max(1, min(k, max_elements // (len(x) * math.prod(self.shape))))
+        log_w = [self._log_weights(x, qz, pz, min(chunk, k - start), 1.0)[1] for start in range(0, k, chunk)]
+        return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)  # cat: (k, B)
 
     def _log_weights(self, x, qz, pz, k: int, beta: float):
         z = qz.rsample((k,))  # (k, B, D)

@@ -39,6 +39,11 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 
+def _term_sums(out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Batch sums of each per-example loss term, (n_terms,); stays on the device (no host sync)."""
+    return torch.stack(list(out.values())).detach().sum(1)
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # completed epochs
@@ -140,7 +145,7 @@ class Trainer:
             if c.clip_norm is not None:
                 nn.utils.clip_grad_norm_(params, c.clip_norm)
             opt.step()
-            batch_sums = torch.stack(list(out.values())).detach().sum(1)  # stays on device: no host sync
+            batch_sums = _term_sums(out)
             sums = batch_sums if sums is None else sums + batch_sums
             if step % 20 == 19 or step == steps - 1:
                 bar.update(step % 20 + 1)
@@ -160,7 +165,7 @@ class Trainer:
         sums = None
         for i in range(0, len(x), batch_size):
             out = self.module.loss(self.prepare(x[i:i + batch_size]))
-            s = torch.stack([v.sum() for v in out.values()])
+            s = _term_sums(out)
             sums = s if sums is None else sums + s
         self.module.train(was_training)
         return dict(zip(out.keys(), (sums / len(x)).tolist()))
