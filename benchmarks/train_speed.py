@@ -3,7 +3,8 @@
 The classic recipe is pytorch/examples' vae/main.py (784-400-20, sigmoid + BCE summed, Adam 1e-3,
 batch 128) fed the common way: a DataLoader over an in-memory TensorDataset. The floor is the time of
 only the matrix multiplies one epoch needs (forward, weight gradients, input gradients but the first
-layer's), timed here in the same process. All three run in one process on the same machine.
+layer's), timed here in the same process. The three alternate epoch by epoch in one process, so a busy
+machine slows them alike.
 
     python benchmarks/train_speed.py [--epochs 10] [--data-dir ../shared/data]
 """
@@ -48,39 +49,39 @@ def classic_loss(recon, x, mu, logvar):
     return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
-def run_classic(x_train, x_test, epochs):
-    torch.manual_seed(0)
-    model = ClassicVAE()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train), batch_size=128, shuffle=True)
-    times = []
-    for _ in range(epochs):
-        model.train()
+class ClassicRun:
+    """pytorch/examples' training loop, one epoch per call, fed by a DataLoader over a TensorDataset."""
+
+    def __init__(self, x_train):
+        torch.manual_seed(0)
+        self.model = ClassicVAE()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train), batch_size=128,
+                                                  shuffle=True)
+        self.times = []
+
+    def epoch(self) -> None:
+        self.model.train()
         t0 = time.perf_counter()
-        for (xb,) in loader:
-            opt.zero_grad()
-            loss = classic_loss(*_fwd(model, xb))
+        train_loss = 0.0
+        for (xb,) in self.loader:
+            self.opt.zero_grad()
+            loss = classic_loss(*_fwd(self.model, xb))
             loss.backward()
-            loss.item()
-            opt.step()
-        times.append(time.perf_counter() - t0)
-    model.eval()
-    with torch.no_grad():
-        test = sum(classic_loss(*_fwd(model, x_test[i:i + 1000])).item() for i in range(0, len(x_test), 1000))
-    return times, test / len(x_test)
+            train_loss += loss.item()
+            self.opt.step()
+        self.times.append(time.perf_counter() - t0)
+
+    @torch.no_grad()
+    def test_loss(self, x_test) -> float:
+        self.model.eval()
+        total = sum(classic_loss(*_fwd(self.model, x_test[i:i + 1000])).item() for i in range(0, len(x_test), 1000))
+        return total / len(x_test)
 
 
 def _fwd(model, xb):
     recon, mu, logvar = model(xb)
     return recon, xb, mu, logvar
-
-
-def run_vaekit(x_train_u8, x_test_u8, epochs):
-    torch.manual_seed(0)
-    module = build_module("vae", MODELS["vae"].config(latent_dim=20, hidden=(400,)), (1, 28, 28))
-    trainer = Trainer(module, TrainConfig(epochs=epochs, batch_size=128, lr=1e-3), verbose=False)
-    history = trainer.fit(x_train_u8)
-    return [row["time_s"] for row in history], trainer.evaluate_losses(x_test_u8)["loss"]
 
 
 def matmul_floor(steps: int, batch: int = 128, repeats: int = 3) -> float:
@@ -114,10 +115,21 @@ def main(argv=None):
     steps = math.ceil(len(x_train) / 128)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(x_train)} images, "
           f"{steps} steps/epoch, {args.epochs} epochs each\n")
-    floor = matmul_floor(steps)
-    classic_times, classic_elbo = run_classic(x_train, x_test, args.epochs)
-    ours_times, ours_elbo = run_vaekit(x_train_u8, x_test_u8, args.epochs)
-    floor = min(floor, matmul_floor(steps))  # re-timed after, in case the machine was busy before
+    classic, floors = ClassicRun(x_train), []
+
+    def between_epochs(row):
+        # one classic epoch and one floor timing after every vaekit epoch: machine noise hits all three alike
+        classic.epoch()
+        floors.append(matmul_floor(steps, repeats=1))
+
+    torch.manual_seed(0)
+    module = build_module("vae", MODELS["vae"].config(latent_dim=20, hidden=(400,)), (1, 28, 28))
+    trainer = Trainer(module, TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3), verbose=False,
+                      on_epoch_end=between_epochs)
+    ours_times = [row["time_s"] for row in trainer.fit(x_train_u8)]
+    ours_elbo = trainer.evaluate_losses(x_test_u8)["loss"]
+    classic_times, classic_elbo = classic.times, classic.test_loss(x_test)
+    floor = statistics.median(floors)
     c, o = statistics.median(classic_times), statistics.median(ours_times)
     rows = [("classic (DataLoader)", c, classic_elbo), ("vaekit Trainer", o, ours_elbo), ("matmul floor", floor, None)]
     print(f"{'':24}{'s/epoch (median)':>18}{'test -ELBO':>12}")

@@ -82,3 +82,34 @@ def test_bits_per_dim_conversion(fitted):
     out = evaluate(model, (x[:32] * 255).round().to(torch.uint8).numpy(), k=10)
     assert out["neg_elbo_bits_per_dim"] == pytest.approx(out["neg_elbo_nats"] / (784 * math.log(2)))
     assert out["nll_nats"] <= out["neg_elbo_nats"] + 1.0  # the IS estimate is at least about as tight
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_fast_nll_matches_the_distribution_and_its_gradient(name):
+    from vaekit.models.likelihoods import LIKELIHOODS
+
+    torch.manual_seed(0)
+    lik = LIKELIHOODS[name]((1, 4, 4)).double()
+    if name == "gaussian":
+        with torch.no_grad():
+            lik.log_scale.fill_(-0.7)
+    params = torch.randn(3, 5, 1, 4, 4, dtype=torch.double, requires_grad=True)  # (k, B, *shape)
+    x = torch.rand(5, 1, 4, 4, dtype=torch.double)
+    torch.testing.assert_close(lik.nll(params, x), -lik(params).log_prob(x))
+    assert torch.autograd.gradcheck(lambda p: lik.nll(p, x), (params,))
+    xg = x.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, xx: lik.nll(p, xx), (params[0], xg))
+
+
+def test_importance_weights_equal_the_distributions_formula(fitted):
+    model, x = fitted
+    m = model.module_
+    with torch.no_grad():
+        mu, log_var = m.encode(x)
+        torch.manual_seed(5)
+        _, log_w = m._log_weights(x, mu, log_var, 7, 1.0)  # (7, B)
+        torch.manual_seed(5)
+        z = mu + (0.5 * log_var).exp() * torch.randn(7, *mu.shape)
+        qz, pz = m.inference(x), m.prior(mu)
+        expected = m.generative(z).log_prob(x) + pz.log_prob(z) - qz.log_prob(z)
+    torch.testing.assert_close(log_w, expected, rtol=1e-5, atol=1e-3)

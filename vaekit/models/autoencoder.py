@@ -53,7 +53,7 @@ class AutoencoderModule(nn.Module):
         return MultivariateNormal(self.code_mean, scale_tril=self.code_scale_tril)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        rec = -self.generative(self.encoder(x)).log_prob(x)  # (B,)
+        rec = self.likelihood.nll(self.decoder(self.encoder(x)), x)  # (B,)
         return {"loss": rec, "rec": rec}
 
     @torch.no_grad()

@@ -1,13 +1,41 @@
-"""Observation models p(x|z): map decoder outputs to a torch distribution over one whole example."""
+"""Observation models p(x|z): decoder outputs -> a torch distribution over one whole example.
+
+Each likelihood has two faces: calling it returns a `Distribution` (sampling, means, the public
+API), and `nll(params, x)` returns -log p(x|z) per example, (...,), by the shortest arithmetic.
+Training calls only `nll`; a test checks that both faces agree.
+"""
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
 MIN_LOG_SCALE = math.log(1e-3)  # keeps a learned Gaussian from collapsing onto constant pixels
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class _BernoulliNLL(torch.autograd.Function):
+    """sum_d softplus(l_d) - x_d l_d over the last axis, with the backward sigmoid(l) - x written out.
+
+    Through autograd the same sum costs twice the element-wise passes (log-sigmoid, its buffer, the
+    broadcast checks of torch.distributions), which at MNIST scale is a tenth of a training step.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # (..., D), (..., D) -> (...)
+        ctx.save_for_backward(logits, x)
+        return torch.addcmul(F.softplus(logits), x, logits, value=-1).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, x = ctx.saved_tensors
+        g = grad.unsqueeze(-1)
+        d_logits = torch.sigmoid(logits).sub_(x).mul_(g) if ctx.needs_input_grad[0] else None
+        d_x = -logits * g if ctx.needs_input_grad[1] else None
+        return d_logits, d_x
 
 
 class BernoulliLikelihood(nn.Module):
@@ -22,6 +50,12 @@ class BernoulliLikelihood(nn.Module):
     def forward(self, logits: torch.Tensor) -> Distribution:
         return Independent(Bernoulli(logits=logits, validate_args=False), self.event_dims, validate_args=False)
 
+    def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z), (...,): logits (..., *shape) against x (B, *shape), broadcast over leading dims."""
+        logits = logits.flatten(-self.event_dims)
+        x = x.flatten(-self.event_dims).expand_as(logits)
+        return _BernoulliNLL.apply(logits, x)
+
 
 class GaussianLikelihood(nn.Module):
     """Real-valued data: the decoder outputs the mean; a learned scale per channel (images) or feature."""
@@ -35,8 +69,16 @@ class GaussianLikelihood(nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(scale_shape))
 
     def forward(self, mean: torch.Tensor) -> Distribution:
-        scale = self.log_scale.clamp(min=MIN_LOG_SCALE).exp().expand_as(mean)
+        scale = self._log_scale().exp().expand_as(mean)
         return Independent(Normal(mean, scale, validate_args=False), self.event_dims, validate_args=False)
+
+    def nll(self, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_scale = self._log_scale()
+        per_dim = 0.5 * ((x - mean) * torch.exp(-log_scale)).square() + log_scale + HALF_LOG_2PI
+        return per_dim.flatten(-self.event_dims).sum(-1)
+
+    def _log_scale(self) -> torch.Tensor:
+        return self.log_scale.clamp(min=MIN_LOG_SCALE)
 
 
 LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}

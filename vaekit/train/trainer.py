@@ -20,6 +20,7 @@ from ..config import TrainConfig, to_dict
 from ..errors import VaekitError
 from ..io import atomic_write_json
 from . import checkpoint as ckpt
+from .malloc import keep_freed_memory
 
 STATE_FILE = "state/last.safetensors"
 WEIGHTS_FILE = "model.safetensors"
@@ -57,13 +58,15 @@ class Trainer:
     """Fits any module with .loss(x) -> {'loss': (B,), ...}; checkpoints into run_dir every epoch."""
 
     def __init__(self, module: nn.Module, cfg: TrainConfig, run_dir: str | Path | None = None,
-                 verbose: bool = True, on_step: Callable[[int, int], None] | None = None):
+                 verbose: bool = True, on_step: Callable[[int, int], None] | None = None,
+                 on_epoch_end: Callable[[dict], None] | None = None):
         self.cfg = cfg.validate()
         self.device = resolve_device(cfg.device)
         self.module = module.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.verbose = verbose
         self.on_step = on_step  # (epoch, step) hook, used by tests to interrupt mid-epoch
+        self.on_epoch_end = on_epoch_end  # (history row) hook, called after the checkpoint, outside the timing
         self.optimizer = self._make_optimizer()
         self.shuffle_rng = torch.Generator(device=self.device)
         self.state = TrainState()
@@ -91,6 +94,7 @@ class Trainer:
             raise VaekitError("the training split is empty; give at least one example")
         x_train = x_train.to(self.device)
         x_val = None if x_val is None or len(x_val) == 0 else x_val.to(self.device)
+        keep_freed_memory()
         torch.manual_seed(c.seed)
         self.shuffle_rng.manual_seed(c.seed)
         best_weights = None
@@ -119,6 +123,8 @@ class Trainer:
                     )
                 best_weights = self._end_epoch(row, best_weights)
                 bar.set_postfix_str(self._summary(row))
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(row)
         finally:
             bar.close()
         if c.patience is not None and best_weights is not None:
