@@ -55,7 +55,7 @@ def add_interpolate(p) -> None:
     p.add_argument("--to", dest="end", required=True, help="test-set index or image path")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--method", choices=["linear", "slerp", "both"], default="both",
-                   help="path through latent space (both: one row each)")
+                   help="path through latent space (both: the linear row above the spherical one)")
 
 
 def _example(ref: str, run: str, args, model) -> np.ndarray:
