@@ -36,6 +36,14 @@ class ModelConfig:
     """Weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the plain VAE."""
     k: int = 1
     """Importance samples in the training bound (IWAE, Burda et al. 2016); 1 is the ELBO."""
+    stochastic_layers: tuple[int, ...] = ()
+    """Sizes of stochastic layers below the top latent, next to x first: (100,) with latent_dim=50 is Burda et al.'s two-layer model."""
+    inner_hidden: tuple[int, ...] = (100, 100)
+    """Widths of the dense layers between two stochastic layers."""
+    prior: str = "standard"
+    """p(z): 'standard' N(0, I), 'mog' (a learned mixture of Gaussians) or 'vamp' (VampPrior, Tomczak & Welling 2018)."""
+    prior_components: int = 500
+    """Mixture components (pseudo-inputs for 'vamp') of a learned prior."""
     activation: str = "relu"
     """Hidden activation: relu, elu, tanh, gelu, leaky_relu."""
     dropout: float = 0.0
@@ -46,6 +54,7 @@ class ModelConfig:
     def validate(self, owner: str = "the model") -> ModelConfig:
         from .models.networks import ACTIVATIONS  # late import: models import config
         from .models.likelihoods import LIKELIHOODS
+        from .models.priors import PRIORS
 
         _check(isinstance(self.latent_dim, int) and self.latent_dim >= 1, owner, "latent_dim",
                "an int >= 1", self.latent_dim)
@@ -59,6 +68,13 @@ class ModelConfig:
                self.likelihood)
         _check(_is_real(self.beta) and self.beta >= 0, owner, "beta", "a float in [0, inf)", self.beta)
         _check(isinstance(self.k, int) and self.k >= 1, owner, "k", "an int >= 1", self.k)
+        _check(all(isinstance(h, int) and h >= 1 for h in self.stochastic_layers), owner, "stochastic_layers",
+               "a list of ints >= 1", self.stochastic_layers)
+        _check(all(isinstance(h, int) and h >= 1 for h in self.inner_hidden), owner, "inner_hidden",
+               "a list of ints >= 1", self.inner_hidden)
+        _check(self.prior in PRIORS, owner, "prior", f"one of {list(PRIORS)}", self.prior)
+        _check(isinstance(self.prior_components, int) and self.prior_components >= 1, owner, "prior_components",
+               "an int >= 1", self.prior_components)
         _check(self.activation in ACTIVATIONS, owner, "activation", f"one of {sorted(ACTIVATIONS)}",
                self.activation)
         _check(_is_real(self.dropout) and 0 <= self.dropout < 1, owner, "dropout", "a float in [0, 1)",

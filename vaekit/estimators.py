@@ -16,7 +16,7 @@ from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .data import to_model_layout
 from .errors import VaekitError
 from .io import atomic_write_json, read_json
-from .models import build_module, get_spec
+from .models import AutoencoderModule, VAEModule, build_module, get_spec
 from .train import Trainer, WEIGHTS_FILE, resolve_device, to_unit_float
 from .train import checkpoint as ckpt
 
@@ -35,7 +35,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
     def model_config(self) -> ModelConfig:
         p = self.get_params()
         values = {k: p[k] for k in _MODEL_FIELDS if k in p}
-        for key in ("hidden", "conv_channels"):
+        for key in ("hidden", "conv_channels", "stochastic_layers", "inner_hidden"):
             if key in values:
                 values[key] = tuple(values[key])
         return get_spec(self._model_name).config(**values).validate(type(self).__name__)
@@ -56,6 +56,8 @@ class LatentModel(TransformerMixin, BaseEstimator):
             _require_unit_interval(x, type(self).__name__)
         torch.manual_seed(tcfg.seed)
         self.module_ = build_module(self._model_name, mcfg, self.input_shape_)
+        if hasattr(self.module_, "init_from_data"):
+            self.module_.init_from_data(to_unit_float(x), torch.Generator().manual_seed(tcfg.seed))
         if run_dir is not None:
             self._write_config(Path(run_dir), mcfg, tcfg)
         trainer = Trainer(self.module_, tcfg, run_dir=run_dir, verbose=getattr(self, "verbose", False))
@@ -223,7 +225,8 @@ class VAE(LatentModel):
     _model_name = "vae"
 
     def __init__(self, latent_dim=20, *, architecture="mlp", hidden=(400,), conv_channels=(32, 64),
-                 likelihood="bernoulli", beta=1.0, k=1, activation="relu", dropout=0.0, batch_norm=False,
+                 likelihood="bernoulli", beta=1.0, k=1, stochastic_layers=(), inner_hidden=(100, 100),
+                 prior="standard", prior_components=500, activation="relu", dropout=0.0, batch_norm=False,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
                  schedule="constant", clip_norm=None, clip_value=None, patience=None, binarize=False,
                  device="auto", random_state=None, verbose=False):
@@ -248,13 +251,13 @@ class Autoencoder(LatentModel):
                 setattr(self, name, value)
 
 
-ESTIMATORS = {"vae": VAE, "beta-vae": VAE, "iwae": VAE, "conv-vae": VAE, "ae": Autoencoder}
+ESTIMATOR_OF_MODULE = {VAEModule: VAE, AutoencoderModule: Autoencoder}  # the registry names the module
 
 
 def estimator_for(model_name: str, **params) -> LatentModel:
     """The estimator of a registry model, with that model's defaults (e.g. beta=4 for beta-vae)."""
     spec = get_spec(model_name)
-    est = ESTIMATORS[spec.name](**{**spec.defaults, **params})
+    est = ESTIMATOR_OF_MODULE[spec.module](**{**spec.defaults, **params})
     est._model_name = spec.name
     return est
 
@@ -272,7 +275,7 @@ def load(directory, device: str = "cpu") -> LatentModel:
     spec = get_spec(name)
     mcfg = from_dict(ModelConfig, doc["model_config"], f"{cfg_path} (model_config)")
     est = estimator_for(spec.name, **{k: v for k, v in doc.get("estimator_params", {}).items()
-                                      if k in ESTIMATORS[spec.name]().get_params()})
+                                      if k in ESTIMATOR_OF_MODULE[spec.module]().get_params()})
     est.input_shape_ = tuple(doc["input_shape"])
     est._user_shape = tuple(doc.get("user_shape", doc["input_shape"]))
     est.n_features_in_ = math.prod(est.input_shape_)

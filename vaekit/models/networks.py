@@ -72,17 +72,32 @@ class Encoder(nn.Module):
         return self.head(self.body(self.features(x)))
 
 
+class DenseNet(nn.Module):
+    """(..., n_in) -> (..., n_out) through dense hidden layers: the maps between stochastic layers."""
+
+    def __init__(self, n_in: int, hidden, n_out: int, cfg: ModelConfig):
+        super().__init__()
+        hidden = list(hidden)
+        self.body = dense_stack([n_in, *hidden], cfg)
+        self.head = nn.Linear(hidden[-1] if hidden else n_in, n_out)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        lead = h.shape[:-1]
+        return self.head(self.body(h.reshape(-1, h.shape[-1]))).view(*lead, -1)
+
+
 class Decoder(nn.Module):
     """z (..., D) -> distribution parameters (..., n_params * C, H, W) or (..., n_params * F)."""
 
-    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], n_params: int):
+    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], n_params: int, in_features: int | None = None):
         super().__init__()
         _require_image(shape, cfg)
         self.shape = tuple(shape)
         self.out_shape = (n_params * shape[0], *shape[1:])
         hidden = list(reversed(cfg.hidden))
-        self.body = dense_stack([cfg.latent_dim, *hidden], cfg)
-        n_last = hidden[-1] if hidden else cfg.latent_dim
+        n_in = cfg.latent_dim if in_features is None else in_features
+        self.body = dense_stack([n_in, *hidden], cfg)
+        n_last = hidden[-1] if hidden else n_in
         if cfg.architecture == "conv":
             n = len(cfg.conv_channels)
             sizes = _conv_sizes(shape, n)  # [(H, W), (H/2, W/2), ...]

@@ -35,6 +35,10 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("iwae", VAEModule, "VAE trained on the k=5 importance-weighted bound (Burda et al. 2016)",
                   {"k": 5}),
         ModelSpec("conv-vae", VAEModule, "VAE with convolutional encoder and decoder", {"architecture": "conv"}),
+        ModelSpec("hvae", VAEModule, "VAE with two stochastic layers, 784-200-200-100-100-50 (Burda et al. 2016)",
+                  {"stochastic_layers": (100,), "latent_dim": 50, "hidden": (200, 200), "inner_hidden": (100, 100)}),
+        ModelSpec("vamp-vae", VAEModule, "VAE with a VampPrior of 500 pseudo-inputs (Tomczak & Welling 2018)",
+                  {"prior": "vamp", "prior_components": 500}),
         ModelSpec("ae", AutoencoderModule, "deterministic autoencoder"),
     )
 }

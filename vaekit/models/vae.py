@@ -1,8 +1,12 @@
-"""The variational autoencoder: one module for the VAE, the beta-VAE and the IWAE.
+"""The variational autoencoder: one module for the VAE, beta-VAE, IWAE, hierarchical VAE and learned priors.
 
 Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (reparameterisation; KL in closed
 form, Appendix B). Higgins et al., ICLR 2017 (beta weights the KL term). Burda et al., "Importance
-Weighted Autoencoders", ICLR 2016 (the k-sample bound, k=1 is the ELBO).
+Weighted Autoencoders", ICLR 2016 (the k-sample bound, k=1 is the ELBO; stochastic layers stacked
+bottom-up in q and top-down in p). Tomczak & Welling, AISTATS 2018 (the VampPrior).
+
+Latents z_1 (next to x) ... z_L (top, `latent_dim` wide, with the prior). With L = 1, a N(0, I)
+prior and k = 1 the loss is the textbook one and runs on its own short path.
 """
 from __future__ import annotations
 
@@ -10,20 +14,18 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
 from ..config import ModelConfig
 from .likelihoods import LIKELIHOODS
-from .networks import Decoder, Encoder
-
-
-def kl_to_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag exp(log_var)) || N(0, I)) per example (Kingma & Welling 2014, Appendix B): (B, D) -> (B,)."""
-    return 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(-1)
+from .networks import DenseNet, Decoder, Encoder
+from .priors import (LearnedPrior, gaussian_log_prob, gaussian_log_prob_from_eps, kl_to_standard_normal,
+                     mixture_log_prob, standard_normal_log_prob)
 
 
 class VAEModule(nn.Module):
-    """q(z|x) = N(mu(x), diag sigma(x)^2), p(z) = N(0, I), p(x|z) from cfg.likelihood.
+    """q(z_1|x) q(z_2|z_1) ... q(z_L|z_{L-1}) and p(z_L) p(z_{L-1}|z_L) ... p(x|z_1), all diagonal Gaussian
+    but p(x|z_1) (cfg.likelihood) and p(z_L) (cfg.prior).
 
     Every loss is per example, shape (B,); the trainer reduces it.
     """
@@ -31,37 +33,106 @@ class VAEModule(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
         super().__init__()
         self.cfg, self.shape = cfg, tuple(shape)
+        self.sizes = (*cfg.stochastic_layers, cfg.latent_dim)  # z_1 ... z_L
         self.likelihood = LIKELIHOODS[cfg.likelihood](self.shape)
-        self.encoder = Encoder(cfg, self.shape, 2 * cfg.latent_dim)  # mu and log-variance from one layer
-        self.decoder = Decoder(cfg, self.shape, self.likelihood.n_params)
+        self.encoder = Encoder(cfg, self.shape, 2 * self.sizes[0])  # mu and log-variance from one layer
+        self.decoder = Decoder(cfg, self.shape, self.likelihood.n_params, in_features=self.sizes[0])
+        pairs = list(zip(self.sizes, self.sizes[1:]))
+        self.up = nn.ModuleList(DenseNet(a, cfg.inner_hidden, 2 * b, cfg) for a, b in pairs)  # q(z_l+1 | z_l)
+        self.down = nn.ModuleList(DenseNet(b, cfg.inner_hidden[::-1], 2 * a, cfg) for a, b in pairs)  # p(z_l | z_l+1)
+        self.learned_prior = None if cfg.prior == "standard" else LearnedPrior(
+            cfg.prior, cfg.prior_components, cfg.latent_dim, self.shape, unit_interval=cfg.likelihood == "bernoulli")
 
+    # -- the distributions of the public API (top latent; layers between follow their means) -----------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior parameters (mu, log_var), each (B, D)."""
+        """Parameters (mu, log_var) of q(z_1|x), each (B, D_1)."""
         mu, log_var = self.encoder(x).chunk(2, dim=-1)
         return mu, log_var
 
-    def inference(self, x: torch.Tensor) -> Distribution:
+    def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log_var) of q(z_L | x), passing means through the layers below the top."""
         mu, log_var = self.encode(x)
+        for net in self.up:
+            mu, log_var = net(mu).chunk(2, dim=-1)
+        return mu, log_var
+
+    def inference(self, x: torch.Tensor) -> Distribution:
+        mu, log_var = self.posterior_params(x)
         return Independent(Normal(mu, (0.5 * log_var).exp(), validate_args=False), 1, validate_args=False)
 
     def generative(self, z: torch.Tensor) -> Distribution:
+        """p(x | z_L) for top codes z (..., D_L), following the means of the layers below."""
+        for net in reversed(self.down):
+            z = net(z).chunk(2, dim=-1)[0]
         return self.likelihood(self.decoder(z))  # batch shape z.shape[:-1]
 
     def prior(self, like: torch.Tensor | None = None) -> Distribution:
+        if self.learned_prior is not None:
+            mu, log_var = self.prior_components()
+            mix = Categorical(logits=torch.zeros(len(mu), device=mu.device), validate_args=False)
+            comp = Independent(Normal(mu, (0.5 * log_var).exp(), validate_args=False), 1, validate_args=False)
+            return MixtureSameFamily(mix, comp, validate_args=False)
         zeros = torch.zeros(self.cfg.latent_dim, device=self._device()) if like is None else torch.zeros_like(like)
         return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False)
 
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log_var), each (K, D_L), of a mixture prior's components."""
+        p = self.learned_prior
+        if p.kind == "mog":
+            return p.means, p.log_vars
+        return self.posterior_params(p.inputs())
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z_L), (...,)."""
+        if self.learned_prior is None:
+            return standard_normal_log_prob(z)
+        return mixture_log_prob(z, *self.prior_components())
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Called once before training with unit-scaled data: VampPrior pseudo-inputs start at real examples."""
+        if self.learned_prior is not None:
+            self.learned_prior.init_from_data(x, generator)
+
+    # -- objectives ------------------------------------------------------------------------------
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z) and KL(q(z|x) || p(z))."""
-        mu, log_var = self.encode(x)
-        kl = kl_to_standard_normal(mu, log_var)  # (B,)
-        if self.cfg.k == 1:
+        """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z_1) and the latent terms
+        (KL(q(z|x) || p(z)); a one-sample estimate where it has no closed form)."""
+        cfg = self.cfg
+        if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
+            mu, log_var = self.encode(x)
+            kl = kl_to_standard_normal(mu, log_var)  # (B,)
             z = torch.addcmul(mu, (0.5 * log_var).exp(), torch.randn_like(mu))  # reparameterised, (B, D)
             rec = self.likelihood.nll(self.decoder(z), x)
-            return {"loss": rec + self.cfg.beta * kl if self.cfg.beta != 1 else rec + kl, "rec": rec, "kl": kl}
-        nll, log_w = self._log_weights(x, mu, log_var, self.cfg.k, self.cfg.beta)
-        bound = torch.logsumexp(log_w, dim=0) - math.log(self.cfg.k)
-        return {"loss": -bound, "rec": nll.mean(0), "kl": kl}
+            return {"loss": rec + cfg.beta * kl if cfg.beta != 1 else rec + kl, "rec": rec, "kl": kl}
+        nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1)  # (k, B), (k, B) or (B,)
+        if cfg.k == 1:
+            rec, kl = nll[0], -log_ratio.expand_as(nll)[0]
+            return {"loss": rec + cfg.beta * kl, "rec": rec, "kl": kl}
+        log_w = -nll + cfg.beta * log_ratio
+        bound = torch.logsumexp(log_w, dim=0) - math.log(cfg.k)
+        return {"loss": -bound, "rec": nll.mean(0), "kl": -log_ratio.mean(0)}
+
+    def bound_terms(self, x: torch.Tensor, k: int, analytic_top: bool = False):
+        """k samples of the whole latent path: (-log p(x|z_1), sum over layers of log p(z) - log q(z|.)),
+        each (k, B). analytic_top swaps the top layer's sampled terms for -KL(q || N(0, I)) in closed
+        form: same expectation, less noise, but not an importance weight (only for k = 1 training)."""
+        analytic_top = analytic_top and self.learned_prior is None
+        zs, log_ratio = [], 0.0
+        for layer in range(len(self.sizes)):
+            mu, log_var = self.encode(x) if layer == 0 else self.up[layer - 1](zs[-1]).chunk(2, dim=-1)
+            eps = torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype) if layer == 0 else torch.randn_like(mu)
+            zs.append(mu + (0.5 * log_var).exp() * eps)  # (k, B, D_layer)
+            if analytic_top and layer == len(self.sizes) - 1:
+                log_ratio = log_ratio - kl_to_standard_normal(mu, log_var)
+            else:
+                log_ratio = log_ratio - gaussian_log_prob_from_eps(eps, log_var)
+        for layer, net in enumerate(self.down):
+            mu_p, log_var_p = net(zs[layer + 1]).chunk(2, dim=-1)
+            log_ratio = log_ratio + gaussian_log_prob(zs[layer], mu_p, log_var_p)
+        if not analytic_top:
+            log_ratio = log_ratio + self.log_prior(zs[-1])
+        return self.likelihood.nll(self.decoder(zs[0]), x), log_ratio
 
     def iw_log_likelihood(self, x: torch.Tensor, k: int, max_elements: int = 2 ** 24) -> torch.Tensor:
         """log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): (B,). k=1 is a one-sample ELBO.
@@ -69,21 +140,12 @@ class VAEModule(nn.Module):
         Samples are drawn in chunks so chunk * B * features stays under max_elements, then combined by
         one logsumexp over all k, which is exact (not an average of chunk estimates).
         """
-        mu, log_var = self.encode(x)
         chunk = max(1, min(k, max_elements // (len(x) * math.prod(self.shape))))
-        log_w = [self._log_weights(x, mu, log_var, min(chunk, k - start), 1.0)[1] for start in range(0, k, chunk)]
-        return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)  # cat: (k, B)
-
-    def _log_weights(self, x, mu, log_var, k: int, beta: float):
-        """(-log p(x|z_i), log p(x|z_i) + beta (log p(z_i) - log q(z_i|x))), each (k, B)."""
-        eps = torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype)  # (k, B, D)
-        z = mu + (0.5 * log_var).exp() * eps
-        nll = self.likelihood.nll(self.decoder(z), x)  # (k, B)
-        # (z - mu) / sigma is eps, so log q needs no division; the normalisers cancel against log p(z)
-        log_q = -0.5 * (eps.square() + log_var).sum(-1)
-        log_p = -0.5 * z.square().sum(-1)
-        return nll, -nll + beta * (log_p - log_q)
+        log_w = []
+        for start in range(0, k, chunk):
+            nll, log_ratio = self.bound_terms(x, min(chunk, k - start))
+            log_w.append(log_ratio - nll)  # (chunk, B)
+        return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
-
