@@ -53,6 +53,16 @@ def fashion_small(mnist_dir):
     return xtr[:2000, None], ytr[:2000], xte[:500, None], yte[:500]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Feature nets and downloads go to a temporary cache, never the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    mp.delenv("VAEKIT_DATA", raising=False)
+    yield
+    mp.undo()
+
+
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)

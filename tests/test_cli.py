@@ -62,14 +62,19 @@ def test_sample_npy_and_interpolate_from_image_paths(run, tmp_path, mnist_small)
     np.testing.assert_allclose(path[0], start[0], atol=1e-5)
 
 
-def test_evaluate_prints_metrics(run, capsys):
-    assert main(["evaluate", str(run), "--k", "20"]) == 0
+def test_evaluate_prints_metrics(run, capsys, tmp_path):
+    assert main(["evaluate", str(run), "--k", "20", "--quality-samples", "500", "--quiet",
+                 "--out", str(tmp_path / "m.json")]) == 0
     m = json.loads(capsys.readouterr().out)
     for key in ("neg_elbo_nats", "neg_elbo_bits_per_dim", "kl_nats", "reconstruction_nats", "active_units",
-                "nll_nats", "nll_stderr"):
+                "nll_nats", "nll_stderr", "kl_per_dim", "mutual_info_nats", "fd_classifier", "precision", "recall"):
         assert key in m
     assert m["neg_elbo_nats"] == pytest.approx(m["reconstruction_nats"] + m["kl_nats"])
-    assert m["nll_nats"] < m["neg_elbo_nats"] + 1 and m["n_examples"] == 2000
+    assert m["nll_nats"] < m["neg_elbo_nats"] + 1 and m["n_examples"] == 2000 and not m["binarized"]
+    assert json.loads((tmp_path / "m.json").read_text()) == m
+    assert main(["evaluate", str(run), "--k", "5", "--no-quality", "--binarize", "--limit", "100", "--quiet"]) == 0
+    m2 = json.loads(capsys.readouterr().out)
+    assert m2["binarized"] and m2["n_examples"] == 100 and "fd_classifier" not in m2
 
 
 def test_demo_writes_everything(tmp_path):

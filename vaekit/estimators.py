@@ -6,6 +6,7 @@ attributes ending in '_'.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .data import to_model_layout
+from .diagnostics import collapse_warning, posterior_summary
 from .errors import VaekitError
 from .io import atomic_write_json, read_json
 from .models import AutoencoderModule, VAEModule, build_module, get_spec
@@ -60,10 +62,15 @@ class LatentModel(TransformerMixin, BaseEstimator):
             self.module_.init_from_data(to_unit_float(x), torch.Generator().manual_seed(tcfg.seed))
         if run_dir is not None:
             self._write_config(Path(run_dir), mcfg, tcfg)
-        trainer = Trainer(self.module_, tcfg, run_dir=run_dir, verbose=getattr(self, "verbose", False))
+        monitor = posterior_summary if isinstance(self.module_, VAEModule) else None
+        trainer = Trainer(self.module_, tcfg, run_dir=run_dir, verbose=getattr(self, "verbose", False),
+                          monitor=monitor)
         xv = None if X_val is None else self._as_tensor(X_val)
         self.history_ = trainer.fit(x, xv, resume=resume)
         self._after_fit(x)
+        last = self.history_[-1] if self.history_ else {}
+        if "active_units" in last and (msg := collapse_warning(last["active_units"], mcfg.latent_dim)):
+            warnings.warn(msg, stacklevel=2)
         if run_dir is not None:
             ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, self.module_.state_dict(),
                               {"epoch": trainer.state.epoch})

@@ -1,26 +1,52 @@
 """vaekit evaluate: test-set metrics of a run as JSON."""
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 
+from ..data import user_cache
+from ..estimators import CONFIG_FILE
 from ..evaluate import evaluate
-from ..io import atomic_write_json
+from ..io import atomic_write_json, read_json
 from .common import add_run_args, load_run, load_run_data
 
-HELP = "test ELBO (nats, bits/dim), its terms, active units and the importance-sampled NLL, as JSON"
+HELP = ("test ELBO and importance-sampled NLL (nats, bits/dim, standard errors), collapse diagnostics and "
+        "sample quality (FD-classifier, precision/recall), as JSON")
 
 
 def add_arguments(p) -> None:
     add_run_args(p, out_suffix=None)
-    p.add_argument("--k", type=int, default=100, help="importance samples for the NLL estimate")
+    p.add_argument("--k", type=int, default=100, help="importance samples per example for the NLL (5000 for papers)")
     p.add_argument("--out", help="also write the JSON to this file")
+    p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                   help="score one Bernoulli draw of the test images (default: as the run was trained)")
+    p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=None,
+                   help="FD-classifier and precision/recall of samples (default: when the data have labels); "
+                        "trains a feature classifier on the training split once and caches it")
+    p.add_argument("--quality-samples", type=int, default=10000, help="samples drawn for the quality metrics")
+    p.add_argument("--limit", type=int, help="evaluate only the first N test examples")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     model = load_run(args.run)
-    test = load_run_data(args.run, args.data_dir).test
-    metrics = evaluate(model, test.x, k=args.k, seed=args.seed)
+    data = load_run_data(args.run, args.data_dir)
+    train_cfg = read_json(f"{args.run}/{CONFIG_FILE}").get("train_config", {})
+    binarize = train_cfg.get("binarize", False) if args.binarize is None else args.binarize
+    quality = data.train.y is not None if args.quality is None else args.quality
+    net = None
+    if quality:
+        from ..quality import feature_net
+
+        net, info = feature_net(data.train.x, data.train.y, user_cache() / "feature-nets", verbose=not args.quiet)
+        print(f"feature classifier: validation accuracy {info['val_accuracy']:.4f}", file=sys.stderr)
+    x = data.test.x[:args.limit]
+    metrics = evaluate(model, x, k=args.k, seed=args.seed, binarize=binarize, quality_net=net,
+                       quality_samples=args.quality_samples, verbose=not args.quiet)
     print(json.dumps(metrics, indent=2))
+    if "warning" in metrics:
+        print(f"vaekit evaluate: warning: {metrics['warning']}", file=sys.stderr)
     if args.out:
         atomic_write_json(args.out, metrics)
     return 0

@@ -64,8 +64,12 @@ def data_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
     if data_dir is not None:
         return [Path(data_dir).expanduser()]
     dirs = [Path(os.environ["VAEKIT_DATA"]).expanduser()] if os.environ.get("VAEKIT_DATA") else []
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit"
-    return dirs + [cache]
+    return dirs + [user_cache()]
+
+
+def user_cache() -> Path:
+    """The per-user cache: downloaded data sets and the feature nets of sample-quality metrics."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit"
 
 
 def _find(folder: Path, file: str) -> Path | None:

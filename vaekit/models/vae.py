@@ -113,16 +113,21 @@ class VAEModule(nn.Module):
         bound = torch.logsumexp(log_w, dim=0) - math.log(cfg.k)
         return {"loss": -bound, "rec": nll.mean(0), "kl": -log_ratio.mean(0)}
 
-    def bound_terms(self, x: torch.Tensor, k: int, analytic_top: bool = False):
+    def bound_terms(self, x: torch.Tensor, k: int, analytic_top: bool = False, q1=None):
         """k samples of the whole latent path: (-log p(x|z_1), sum over layers of log p(z) - log q(z|.)),
         each (k, B). analytic_top swaps the top layer's sampled terms for -KL(q || N(0, I)) in closed
-        form: same expectation, less noise, but not an importance weight (only for k = 1 training)."""
+        form: same expectation, less noise, but not an importance weight (only for k = 1 training).
+        q1: encode(x), when the caller draws several chunks of samples for the same x."""
         analytic_top = analytic_top and self.learned_prior is None
         zs, log_ratio = [], 0.0
         for layer in range(len(self.sizes)):
-            mu, log_var = self.encode(x) if layer == 0 else self.up[layer - 1](zs[-1]).chunk(2, dim=-1)
-            eps = torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype) if layer == 0 else torch.randn_like(mu)
-            zs.append(mu + (0.5 * log_var).exp() * eps)  # (k, B, D_layer)
+            if layer == 0:
+                mu, log_var = self.encode(x) if q1 is None else q1
+                eps = torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype)
+            else:
+                mu, log_var = self.up[layer - 1](zs[-1]).chunk(2, dim=-1)
+                eps = torch.randn_like(mu)
+            zs.append(torch.addcmul(mu, (0.5 * log_var).exp(), eps))  # (k, B, D_layer)
             if analytic_top and layer == len(self.sizes) - 1:
                 log_ratio = log_ratio - kl_to_standard_normal(mu, log_var)
             else:
@@ -141,9 +146,10 @@ class VAEModule(nn.Module):
         one logsumexp over all k, which is exact (not an average of chunk estimates).
         """
         chunk = max(1, min(k, max_elements // (len(x) * math.prod(self.shape))))
+        q1 = self.encode(x)
         log_w = []
         for start in range(0, k, chunk):
-            nll, log_ratio = self.bound_terms(x, min(chunk, k - start))
+            nll, log_ratio = self.bound_terms(x, min(chunk, k - start), q1=q1)
             log_w.append(log_ratio - nll)  # (chunk, B)
         return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 

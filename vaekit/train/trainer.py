@@ -59,7 +59,8 @@ class Trainer:
 
     def __init__(self, module: nn.Module, cfg: TrainConfig, run_dir: str | Path | None = None,
                  verbose: bool = True, on_step: Callable[[int, int], None] | None = None,
-                 on_epoch_end: Callable[[dict], None] | None = None):
+                 on_epoch_end: Callable[[dict], None] | None = None,
+                 monitor: Callable[[nn.Module, torch.Tensor], dict] | None = None):
         self.cfg = cfg.validate()
         self.device = resolve_device(cfg.device)
         self.module = module.to(self.device)
@@ -67,6 +68,7 @@ class Trainer:
         self.verbose = verbose
         self.on_step = on_step  # (epoch, step) hook, used by tests to interrupt mid-epoch
         self.on_epoch_end = on_epoch_end  # (history row) hook, called after the checkpoint, outside the timing
+        self.monitor = monitor  # (module, unit-scaled data) -> extra history columns, e.g. active latent units
         self.optimizer = self._make_optimizer()
         self.shuffle_rng = torch.Generator(device=self.device)
         self.state = TrainState()
@@ -113,6 +115,8 @@ class Trainer:
                 row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_means.items()}}
                 if x_val is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate_losses(x_val).items()})
+                if self.monitor is not None:
+                    row.update(self._monitor(x_train if x_val is None else x_val))
                 row["lr"] = self.optimizer.param_groups[0]["lr"]
                 row["time_s"] = round(time.perf_counter() - t0, 3)
                 if not math.isfinite(row["train_loss"]):
@@ -175,6 +179,14 @@ class Trainer:
             sums = s if sums is None else sums + s
         self.module.train(was_training)
         return dict(zip(out.keys(), (sums / len(x)).tolist()))
+
+    @torch.no_grad()
+    def _monitor(self, x: torch.Tensor, n: int = 2000) -> dict:
+        was_training = self.module.training
+        self.module.eval()
+        out = self.monitor(self.module, to_unit_float(x[:n]))
+        self.module.train(was_training)
+        return out
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _end_epoch(self, row: dict, best_weights):

@@ -1,0 +1,67 @@
+"""Evaluation on real MNIST: collapse diagnostics, the FD-classifier and precision/recall, the IS-NLL report."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import vaekit
+from vaekit import diagnostics
+from vaekit.evaluate import evaluate
+from vaekit.quality import feature_net, features, frechet_distance, precision_recall
+
+
+def test_mutual_information_of_known_posteriors():
+    torch.manual_seed(0)
+    n = 2000
+    # posteriors that ignore x: I(x; z) = 0
+    mu0, lv0 = torch.zeros(n, 3), torch.zeros(n, 3)
+    assert abs(diagnostics.mutual_information(mu0, lv0)) < 0.01
+    # x picks one of 4 well separated points: I(x; z) = log 4
+    mu = torch.tensor([[0.0], [10.0], [20.0], [30.0]]).repeat(n // 4, 1)
+    assert diagnostics.mutual_information(mu, torch.full_like(mu, -4.0)) == pytest.approx(math.log(4), abs=0.02)
+
+
+def test_collapse_is_diagnosed_on_real_data(mnist_small):
+    xtr, _, xte, _ = mnist_small
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        collapsed = vaekit.VAE(latent_dim=8, hidden=(128,), beta=40.0, epochs=3, random_state=0).fit(xtr)
+    assert any("posterior collapse" in str(w.message) for w in caught)
+    healthy = vaekit.VAE(latent_dim=8, hidden=(128,), epochs=5, random_state=0).fit(xtr)
+    assert healthy.history_[-1]["active_units"] >= 5 > collapsed.history_[-1]["active_units"]
+    assert healthy.history_[-1]["mutual_info"] > 1 > 0.1 > collapsed.history_[-1]["mutual_info"]
+    m = evaluate(healthy, xte[:300], k=10)
+    assert len(m["kl_per_dim"]) == 8 and "warning" not in m
+    assert sum(v > 0.1 for v in m["kl_per_dim"]) == m["active_units"]  # active units are the ones paying KL
+    assert "warning" in evaluate(collapsed, xte[:300], k=10)
+
+
+def test_fd_classifier_separates_real_from_untrained(mnist, tmp_path):
+    xtr, ytr, xte, _ = mnist
+    net, info = feature_net(xtr[:6000], ytr[:6000], tmp_path, epochs=3)
+    assert info["val_accuracy"] > 0.9
+    cached, _ = feature_net(xtr[:6000], ytr[:6000], tmp_path)  # loaded, not retrained
+    np.testing.assert_array_equal(features(cached, xte[:50]), features(net, xte[:50]))
+    real_test, held_back = features(net, xte[:2000]), features(net, xtr[20000:22000])
+    untrained = vaekit.VAE(latent_dim=8, hidden=(64,), epochs=1, random_state=0)
+    untrained.fit(xtr[:128])  # one step: samples are noise
+    fake = features(net, untrained.sample(2000, random_state=0))
+    fd_real, fd_fake = frechet_distance(real_test, held_back), frechet_distance(real_test, fake)
+    assert fd_real < 0.05 * fd_fake, (fd_real, fd_fake)
+    p_real, r_real = precision_recall(real_test, held_back)
+    _, r_fake = precision_recall(real_test, fake)  # its near-identical blurs cover none of the real digits
+    assert p_real > 0.6 and r_real > 0.6 and r_fake < 0.05, (p_real, r_real, r_fake)
+
+
+def test_evaluate_reports_nll_with_stderr_on_binarised_data(mnist_small):
+    xtr, _, xte, _ = mnist_small
+    model = vaekit.VAE(latent_dim=8, hidden=(128,), epochs=3, binarize=True, random_state=0).fit(xtr)
+    a = evaluate(model, xte[:200], k=50, binarize=True, seed=1)
+    b = evaluate(model, xte[:200], k=50, binarize=True, seed=1)
+    assert a == {**b, "nll_seconds": a["nll_seconds"]}  # deterministic for a seed
+    assert a["binarized"] and a["nll_nats"] < a["neg_elbo_nats"]
+    assert 0 < a["nll_stderr"] < 5 and a["nll_bits_per_dim"] == pytest.approx(a["nll_nats"] / (784 * math.log(2)))
+    grey = evaluate(model, xte[:200], k=50, binarize=False, seed=1)
+    assert grey["nll_nats"] != a["nll_nats"]
