@@ -106,6 +106,8 @@ class TrainConfig:
     """Clip each gradient element to [-v, v]."""
     patience: int | None = None
     """Early stopping: stop after this many epochs without a better validation loss, then restore the best weights."""
+    kl_warmup_epochs: int = 0
+    """Raise the KL weight linearly from 0 to beta over this many epochs (Bowman et al. 2016; Sønderby et al. 2016)."""
     binarize: bool = False
     """Dynamic binarisation: train on x ~ Bernoulli(pixel intensity), drawn afresh for every minibatch."""
     seed: int = 0
@@ -129,6 +131,8 @@ class TrainConfig:
             _check(v is None or (_is_real(v) and v > 0), owner, name, "None or a float > 0", v)
         _check(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1), owner,
                "patience", "None or an int >= 1", self.patience)
+        _check(isinstance(self.kl_warmup_epochs, int) and self.kl_warmup_epochs >= 0, owner, "kl_warmup_epochs",
+               "an int >= 0", self.kl_warmup_epochs)
         _check(isinstance(self.seed, int), owner, "seed", "an int", self.seed)
         return self
 

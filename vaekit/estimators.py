@@ -235,8 +235,8 @@ class VAE(LatentModel):
                  likelihood="bernoulli", beta=1.0, k=1, stochastic_layers=(), inner_hidden=(100, 100),
                  prior="standard", prior_components=500, activation="relu", dropout=0.0, batch_norm=False,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
-                 schedule="constant", clip_norm=None, clip_value=None, patience=None, binarize=False,
-                 device="auto", random_state=None, verbose=False):
+                 schedule="constant", clip_norm=None, clip_value=None, patience=None, kl_warmup_epochs=0,
+                 binarize=False, device="auto", random_state=None, verbose=False):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)

@@ -40,6 +40,7 @@ class VAEModule(nn.Module):
         pairs = list(zip(self.sizes, self.sizes[1:]))
         self.up = nn.ModuleList(DenseNet(a, cfg.inner_hidden, 2 * b, cfg) for a, b in pairs)  # q(z_l+1 | z_l)
         self.down = nn.ModuleList(DenseNet(b, cfg.inner_hidden[::-1], 2 * a, cfg) for a, b in pairs)  # p(z_l | z_l+1)
+        self.kl_scale = 1.0  # set by the trainer during KL warm-up; the loss weighs latent terms by beta * kl_scale
         self.learned_prior = None if cfg.prior == "standard" else LearnedPrior(
             cfg.prior, cfg.prior_components, cfg.latent_dim, self.shape, unit_interval=cfg.likelihood == "bernoulli")
 
@@ -98,18 +99,18 @@ class VAEModule(nn.Module):
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z_1) and the latent terms
         (KL(q(z|x) || p(z)); a one-sample estimate where it has no closed form)."""
-        cfg = self.cfg
+        cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
             mu, log_var = self.encode(x)
             kl = kl_to_standard_normal(mu, log_var)  # (B,)
             z = torch.addcmul(mu, (0.5 * log_var).exp(), torch.randn_like(mu))  # reparameterised, (B, D)
             rec = self.likelihood.nll(self.decoder(z), x)
-            return {"loss": rec + cfg.beta * kl if cfg.beta != 1 else rec + kl, "rec": rec, "kl": kl}
+            return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
         nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1)  # (k, B), (k, B) or (B,)
         if cfg.k == 1:
             rec, kl = nll[0], -log_ratio.expand_as(nll)[0]
-            return {"loss": rec + cfg.beta * kl, "rec": rec, "kl": kl}
-        log_w = -nll + cfg.beta * log_ratio
+            return {"loss": rec + weight * kl, "rec": rec, "kl": kl}
+        log_w = -nll + weight * log_ratio
         bound = torch.logsumexp(log_w, dim=0) - math.log(cfg.k)
         return {"loss": -bound, "rec": nll.mean(0), "kl": -log_ratio.mean(0)}
 

@@ -133,6 +133,8 @@ class Trainer:
             bar.close()
         if c.patience is not None and best_weights is not None:
             self.module.load_state_dict(best_weights)
+        if c.kl_warmup_epochs:
+            self.module.kl_scale = 1.0  # a run stopped during warm-up still scores with the true bound
         self.module.eval()
         return self.state.history
 
@@ -146,6 +148,8 @@ class Trainer:
             if c.schedule != "constant":
                 for g in opt.param_groups:
                     g["lr"] = c.lr * self._lr_factor((epoch * steps + step) / (c.epochs * steps))
+            if c.kl_warmup_epochs:
+                module.kl_scale = min(1.0, (epoch * steps + step + 1) / (c.kl_warmup_epochs * steps))
             xb = self.prepare(x.index_select(0, perm[step * c.batch_size:(step + 1) * c.batch_size]))
             out = module.loss(xb)  # per-example terms, each (B,)
             opt.zero_grad(set_to_none=True)
