@@ -114,6 +114,8 @@ class TrainConfig:
     """Seeds weight initialisation, shuffling and sampling: equal seeds give equal runs."""
     device: str = "auto"
     """'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'."""
+    precision: str = "fp32"
+    """'fp32', 'bf16' (autocast, CPU or GPU) or 'fp16' (autocast with loss scaling, GPU only)."""
 
     def validate(self, owner: str = "the trainer") -> TrainConfig:
         _check(isinstance(self.epochs, int) and self.epochs >= 1, owner, "epochs", "an int >= 1", self.epochs)
@@ -134,6 +136,8 @@ class TrainConfig:
         _check(isinstance(self.kl_warmup_epochs, int) and self.kl_warmup_epochs >= 0, owner, "kl_warmup_epochs",
                "an int >= 0", self.kl_warmup_epochs)
         _check(isinstance(self.seed, int), owner, "seed", "an int", self.seed)
+        _check(self.precision in ("fp32", "bf16", "fp16"), owner, "precision", "'fp32', 'bf16' or 'fp16'",
+               self.precision)
         return self
 
 

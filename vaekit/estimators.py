@@ -21,6 +21,7 @@ from .io import atomic_write_json, read_json
 from .models import AutoencoderModule, VAEModule, build_module, get_spec
 from .train import Trainer, WEIGHTS_FILE, resolve_device, to_unit_float
 from .train import checkpoint as ckpt
+from .train.distributed import Distributed
 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
@@ -60,7 +61,8 @@ class LatentModel(TransformerMixin, BaseEstimator):
         self.module_ = build_module(self._model_name, mcfg, self.input_shape_)
         if hasattr(self.module_, "init_from_data"):
             self.module_.init_from_data(to_unit_float(x), torch.Generator().manual_seed(tcfg.seed))
-        if run_dir is not None:
+        is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
+        if run_dir is not None and is_main:
             self._write_config(Path(run_dir), mcfg, tcfg)
         monitor = posterior_summary if isinstance(self.module_, VAEModule) else None
         trainer = Trainer(self.module_, tcfg, run_dir=run_dir, verbose=getattr(self, "verbose", False),
@@ -71,7 +73,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
         last = self.history_[-1] if self.history_ else {}
         if "active_units" in last and (msg := collapse_warning(last["active_units"], mcfg.latent_dim)):
             warnings.warn(msg, stacklevel=2)
-        if run_dir is not None:
+        if run_dir is not None and is_main:
             ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, self.module_.state_dict(),
                               {"epoch": trainer.state.epoch})
         return self
@@ -236,7 +238,7 @@ class VAE(LatentModel):
                  prior="standard", prior_components=500, activation="relu", dropout=0.0, batch_norm=False,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
                  schedule="constant", clip_norm=None, clip_value=None, patience=None, kl_warmup_epochs=0,
-                 binarize=False, device="auto", random_state=None, verbose=False):
+                 binarize=False, device="auto", precision="fp32", random_state=None, verbose=False):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
@@ -252,7 +254,7 @@ class Autoencoder(LatentModel):
                  likelihood="bernoulli", activation="relu", dropout=0.0, batch_norm=False,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
                  schedule="constant", clip_norm=None, clip_value=None, patience=None, binarize=False,
-                 device="auto", random_state=None, verbose=False):
+                 device="auto", precision="fp32", random_state=None, verbose=False):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)

@@ -31,10 +31,12 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns 0 on success, 2 on bad input (message on stderr), 130 on Ctrl-C."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits on --help and on usage errors
         return int(e.code or 0)
+    args.argv = argv  # the command line as given, for commands that relaunch themselves
     try:
         return args._run(args)
     except VaekitError as e:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from ..estimators import CONFIG_FILE, estimator_for
 from ..io import atomic_write_json, read_json
 from ..models import MODELS, get_spec
 from ..plots import training_curve
+from ..train import resolve_device
+from ..train.distributed import Distributed
 from .options import add_config_flags, configs_from_args, read_config_file
 
 HELP = "train a model on a data set into a run folder"
@@ -23,10 +27,15 @@ def add_arguments(p) -> None:
     p.add_argument("--config", help='JSON file {"model": {...}, "train": {...}, "data": {...}}; flags override it')
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine (runs torchrun; gloo on CPU, NCCL on GPUs)")
     add_config_flags(p)
 
 
 def run(args) -> int:
+    dist = Distributed.from_env()
+    if args.nproc > 1 and not dist.active:
+        return _launch(args)
     out = Path(args.out)
     saved = read_json(out / CONFIG_FILE) if (out / CONFIG_FILE).is_file() else None
     if args.resume:
@@ -53,17 +62,41 @@ def run(args) -> int:
     if "seed" in groups["train"]:
         params["random_state"] = groups["train"]["seed"]
     est = estimator_for(spec.name, **params, verbose=not args.quiet)
-    est.model_config(), est.train_config()  # validate every value before writing anything
-    out.mkdir(parents=True, exist_ok=True)
-    doc = saved or {}
-    doc["data"] = to_dict(data_cfg)
-    atomic_write_json(out / CONFIG_FILE, doc)
+    tcfg = est.train_config()  # validate every value before writing anything
+    est.model_config()
+    dist.init(dist.device(resolve_device(tcfg.device)))
+    dist.barrier()  # every process has checked --out before rank 0 writes into it
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        doc = saved or {}
+        doc["data"] = to_dict(data_cfg)
+        atomic_write_json(out / CONFIG_FILE, doc)
     est.fit(data.train.x, X_val=None if data.val is None else data.val.x, run_dir=out, resume=args.resume)
-    training_curve(est.history_, out / "history.png")
-    last = est.history_[-1] if est.history_ else {}
-    print(json.dumps({"run": str(out), "model": spec.name, "epochs": last.get("epoch"),
-                      **{k: round(v, 4) for k, v in last.items() if k.endswith("loss")}}))
+    if dist.is_main:
+        training_curve(est.history_, out / "history.png")
+        last = est.history_[-1] if est.history_ else {}
+        print(json.dumps({"run": str(out), "model": spec.name, "epochs": last.get("epoch"),
+                          **{k: round(v, 4) for k, v in last.items() if k.endswith("loss")}}))
+    dist.close()
     return 0
+
+
+def _launch(args) -> int:
+    """Run this same command under torchrun in args.nproc processes on this machine."""
+    argv, skip = [], False
+    for token in args.argv[1:]:  # drop the command name and --nproc N
+        if skip or token.startswith("--nproc="):
+            skip = False
+            continue
+        if token == "--nproc":
+            skip = True
+            continue
+        argv.append(token)
+    threads = max(1, (os.cpu_count() or 1) // args.nproc)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+           "-m", "vaekit", "train", *argv]
+    return subprocess.call(cmd, env=env)
 
 
 def _data_config(values: dict):

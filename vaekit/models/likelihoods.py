@@ -52,7 +52,7 @@ class BernoulliLikelihood(nn.Module):
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z), (...,): logits (..., *shape) against x (B, *shape), broadcast over leading dims."""
-        logits = logits.flatten(-self.event_dims)
+        logits = logits.float().flatten(-self.event_dims)  # float(): a no-op unless under autocast
         x = x.flatten(-self.event_dims).expand_as(logits)
         return _BernoulliNLL.apply(logits, x)
 
@@ -73,7 +73,7 @@ class GaussianLikelihood(nn.Module):
         return Independent(Normal(mean, scale, validate_args=False), self.event_dims, validate_args=False)
 
     def nll(self, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        log_scale = self._log_scale()
+        mean, log_scale = mean.float(), self._log_scale()
         per_dim = 0.5 * ((x - mean) * torch.exp(-log_scale)).square() + log_scale + HALF_LOG_2PI
         return per_dim.flatten(-self.event_dims).sum(-1)
 

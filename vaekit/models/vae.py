@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
 from ..config import ModelConfig
+from . import noise
 from .likelihoods import LIKELIHOODS
 from .networks import DenseNet, Decoder, Encoder
 from .priors import (LearnedPrior, gaussian_log_prob, gaussian_log_prob_from_eps, kl_to_standard_normal,
@@ -47,14 +48,14 @@ class VAEModule(nn.Module):
     # -- the distributions of the public API (top latent; layers between follow their means) -----------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters (mu, log_var) of q(z_1|x), each (B, D_1)."""
-        mu, log_var = self.encoder(x).chunk(2, dim=-1)
+        mu, log_var = self.encoder(x).float().chunk(2, dim=-1)  # float(): a no-op unless under autocast
         return mu, log_var
 
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of q(z_L | x), passing means through the layers below the top."""
         mu, log_var = self.encode(x)
         for net in self.up:
-            mu, log_var = net(mu).chunk(2, dim=-1)
+            mu, log_var = net(mu).float().chunk(2, dim=-1)
         return mu, log_var
 
     def inference(self, x: torch.Tensor) -> Distribution:
@@ -103,7 +104,7 @@ class VAEModule(nn.Module):
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
             mu, log_var = self.encode(x)
             kl = kl_to_standard_normal(mu, log_var)  # (B,)
-            z = torch.addcmul(mu, (0.5 * log_var).exp(), torch.randn_like(mu))  # reparameterised, (B, D)
+            z = torch.addcmul(mu, (0.5 * log_var).exp(), noise.randn(mu.shape, 0, mu))  # reparameterised, (B, D)
             rec = self.likelihood.nll(self.decoder(z), x)
             return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
         nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1)  # (k, B), (k, B) or (B,)
@@ -124,17 +125,17 @@ class VAEModule(nn.Module):
         for layer in range(len(self.sizes)):
             if layer == 0:
                 mu, log_var = self.encode(x) if q1 is None else q1
-                eps = torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype)
+                eps = noise.randn((k, *mu.shape), 1, mu)
             else:
-                mu, log_var = self.up[layer - 1](zs[-1]).chunk(2, dim=-1)
-                eps = torch.randn_like(mu)
+                mu, log_var = self.up[layer - 1](zs[-1]).float().chunk(2, dim=-1)
+                eps = noise.randn(mu.shape, 1, mu)
             zs.append(torch.addcmul(mu, (0.5 * log_var).exp(), eps))  # (k, B, D_layer)
             if analytic_top and layer == len(self.sizes) - 1:
                 log_ratio = log_ratio - kl_to_standard_normal(mu, log_var)
             else:
                 log_ratio = log_ratio - gaussian_log_prob_from_eps(eps, log_var)
         for layer, net in enumerate(self.down):
-            mu_p, log_var_p = net(zs[layer + 1]).chunk(2, dim=-1)
+            mu_p, log_var_p = net(zs[layer + 1]).float().chunk(2, dim=-1)
             log_ratio = log_ratio + gaussian_log_prob(zs[layer], mu_p, log_var_p)
         if not analytic_top:
             log_ratio = log_ratio + self.log_prior(zs[-1])

@@ -19,8 +19,11 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig, to_dict
 from ..errors import VaekitError
 from ..io import atomic_write_json
+from ..models import noise
 from . import checkpoint as ckpt
+from .distributed import Distributed
 from .malloc import keep_freed_memory
+from .precision import precision_context
 
 STATE_FILE = "state/last.safetensors"
 WEIGHTS_FILE = "model.safetensors"
@@ -60,15 +63,20 @@ class Trainer:
     def __init__(self, module: nn.Module, cfg: TrainConfig, run_dir: str | Path | None = None,
                  verbose: bool = True, on_step: Callable[[int, int], None] | None = None,
                  on_epoch_end: Callable[[dict], None] | None = None,
-                 monitor: Callable[[nn.Module, torch.Tensor], dict] | None = None):
+                 monitor: Callable[[nn.Module, torch.Tensor], dict] | None = None,
+                 dist: Distributed | None = None):
         self.cfg = cfg.validate()
-        self.device = resolve_device(cfg.device)
+        self.dist = dist or Distributed.from_env()
+        self.device = self.dist.device(resolve_device(cfg.device))
+        self.dist.init(self.device)
         self.module = module.to(self.device)
+        self.loss_fn = self.dist.wrap(self.module, self.device)  # module.loss, or DDP around it
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.verbose = verbose
+        self.verbose = verbose and self.dist.is_main
         self.on_step = on_step  # (epoch, step) hook, used by tests to interrupt mid-epoch
         self.on_epoch_end = on_epoch_end  # (history row) hook, called after the checkpoint, outside the timing
         self.monitor = monitor  # (module, unit-scaled data) -> extra history columns, e.g. active latent units
+        self.autocast, self.scaler = precision_context(cfg.precision, self.device)
         self.optimizer = self._make_optimizer()
         self.shuffle_rng = torch.Generator(device=self.device)
         self.state = TrainState()
@@ -139,7 +147,7 @@ class Trainer:
         return self.state.history
 
     def _train_epoch(self, x: torch.Tensor, epoch: int, steps: int, bar) -> dict[str, float]:
-        c, module, opt = self.cfg, self.module, self.optimizer
+        c, module, opt, scaler = self.cfg, self.module, self.optimizer, self.scaler
         module.train()
         perm = torch.randperm(len(x), generator=self.shuffle_rng, device=self.device)
         sums = None
@@ -150,39 +158,50 @@ class Trainer:
                     g["lr"] = c.lr * self._lr_factor((epoch * steps + step) / (c.epochs * steps))
             if c.kl_warmup_epochs:
                 module.kl_scale = min(1.0, (epoch * steps + step + 1) / (c.kl_warmup_epochs * steps))
-            xb = self.prepare(x.index_select(0, perm[step * c.batch_size:(step + 1) * c.batch_size]))
-            out = module.loss(xb)  # per-example terms, each (B,)
+            idx = perm[step * c.batch_size:(step + 1) * c.batch_size]  # the global batch
+            with self.dist.shard(len(idx)) as mine, self.autocast():
+                out = self.loss_fn(self.prepare(x.index_select(0, idx[mine])))  # per-example terms, each (B,)
             opt.zero_grad(set_to_none=True)
-            out["loss"].mean().backward()
+            # sum / (global batch / processes): DDP's average over processes is then the global batch mean
+            loss = out["loss"].sum() / (len(idx) / self.dist.world_size)
+            (loss if scaler is None else scaler.scale(loss)).backward()
+            if scaler is not None and (c.clip_value is not None or c.clip_norm is not None):
+                scaler.unscale_(opt)
             if c.clip_value is not None:
                 nn.utils.clip_grad_value_(params, c.clip_value)
             if c.clip_norm is not None:
                 nn.utils.clip_grad_norm_(params, c.clip_norm)
-            opt.step()
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)
+                scaler.update()
             batch_sums = _term_sums(out)
             sums = batch_sums if sums is None else sums + batch_sums
             if step % 20 == 19 or step == steps - 1:
                 bar.update(step % 20 + 1)
             if self.on_step is not None:
                 self.on_step(epoch, step)
-        return dict(zip(out.keys(), (sums / len(x)).tolist()))
+        return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(x)).tolist()))
 
     def prepare(self, xb: torch.Tensor) -> torch.Tensor:
         xb = to_unit_float(xb)
-        return torch.bernoulli(xb) if self.cfg.binarize else xb
+        return (noise.rand(xb.shape, 0, xb) < xb).to(xb.dtype) if self.cfg.binarize else xb
 
     @torch.no_grad()
     def evaluate_losses(self, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
-        """Mean of each per-example loss term over x, in eval mode."""
+        """Mean of each per-example loss term over x, in eval mode (each process takes its rows)."""
         was_training = self.module.training
         self.module.eval()
         sums = None
         for i in range(0, len(x), batch_size):
-            out = self.module.loss(self.prepare(x[i:i + batch_size]))
+            xb = x[i:i + batch_size]
+            with self.dist.shard(len(xb)) as mine, self.autocast():
+                out = self.module.loss(self.prepare(xb[mine]))
             s = _term_sums(out)
             sums = s if sums is None else sums + s
         self.module.train(was_training)
-        return dict(zip(out.keys(), (sums / len(x)).tolist()))
+        return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(x)).tolist()))
 
     @torch.no_grad()
     def _monitor(self, x: torch.Tensor, n: int = 2000) -> dict:
@@ -194,6 +213,7 @@ class Trainer:
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _end_epoch(self, row: dict, best_weights):
+        """Record the row, track the best epoch, and (rank 0) write the checkpoint."""
         st = self.state
         st.epoch = row["epoch"]
         st.history.append(row)
@@ -205,7 +225,7 @@ class Trainer:
                 best_weights = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         else:
             st.bad_epochs += 1
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.is_main:
             self._checkpoint(write_weights=improved or self.cfg.patience is None)
         return best_weights
 
@@ -220,8 +240,10 @@ class Trainer:
         st = self.state
         trainer_meta = {"epoch": st.epoch, "best_loss": st.best_loss, "best_epoch": st.best_epoch,
                         "bad_epochs": st.bad_epochs, "train_config": to_dict(self.cfg)}
-        ckpt.save_tensors(run / STATE_FILE, tensors,
-                          {"trainer": trainer_meta, "optimizer": opt_meta, "history": st.history})
+        meta = {"trainer": trainer_meta, "optimizer": opt_meta, "history": st.history}
+        if self.scaler is not None:
+            meta["grad_scaler"] = self.scaler.state_dict()
+        ckpt.save_tensors(run / STATE_FILE, tensors, meta)
         if write_weights:
             ckpt.save_tensors(run / WEIGHTS_FILE, model_sd, {"epoch": st.epoch})
         atomic_write_json(run / HISTORY_FILE, st.history)
@@ -240,6 +262,8 @@ class Trainer:
         self.shuffle_rng.set_state(tensors["rng.shuffle"].to(self.shuffle_rng.get_state().device))
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.scaler is not None and "grad_scaler" in meta:
+            self.scaler.load_state_dict(meta["grad_scaler"])
         t = meta["trainer"]
         self.state = TrainState(t["epoch"], t["best_loss"], t["best_epoch"], t["bad_epochs"], meta["history"])
         if self.cfg.patience is not None and (self.run_dir / WEIGHTS_FILE).is_file():
