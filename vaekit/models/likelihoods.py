@@ -13,6 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 (from autocast) to float32; float32 and float64 pass through untouched."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 MIN_LOG_SCALE = math.log(1e-3)  # keeps a learned Gaussian from collapsing onto constant pixels
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -52,7 +57,7 @@ class BernoulliLikelihood(nn.Module):
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z), (...,): logits (..., *shape) against x (B, *shape), broadcast over leading dims."""
-        logits = logits.float().flatten(-self.event_dims)  # float(): a no-op unless under autocast
+        logits = full_precision(logits).flatten(-self.event_dims)
         x = x.flatten(-self.event_dims).expand_as(logits)
         return _BernoulliNLL.apply(logits, x)
 
@@ -73,7 +78,7 @@ class GaussianLikelihood(nn.Module):
         return Independent(Normal(mean, scale, validate_args=False), self.event_dims, validate_args=False)
 
     def nll(self, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mean, log_scale = mean.float(), self._log_scale()
+        mean, log_scale = full_precision(mean), self._log_scale()
         per_dim = 0.5 * ((x - mean) * torch.exp(-log_scale)).square() + log_scale + HALF_LOG_2PI
         return per_dim.flatten(-self.event_dims).sum(-1)
 

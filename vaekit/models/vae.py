@@ -18,7 +18,7 @@ from torch.distributions import Categorical, Distribution, Independent, MixtureS
 
 from ..config import ModelConfig
 from . import noise
-from .likelihoods import LIKELIHOODS
+from .likelihoods import LIKELIHOODS, full_precision
 from .networks import DenseNet, Decoder, Encoder
 from .priors import (LearnedPrior, gaussian_log_prob, gaussian_log_prob_from_eps, kl_to_standard_normal,
                      mixture_log_prob, standard_normal_log_prob)
@@ -48,14 +48,14 @@ class VAEModule(nn.Module):
     # -- the distributions of the public API (top latent; layers between follow their means) -----------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters (mu, log_var) of q(z_1|x), each (B, D_1)."""
-        mu, log_var = self.encoder(x).float().chunk(2, dim=-1)  # float(): a no-op unless under autocast
+        mu, log_var = full_precision(self.encoder(x)).chunk(2, dim=-1)
         return mu, log_var
 
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of q(z_L | x), passing means through the layers below the top."""
         mu, log_var = self.encode(x)
         for net in self.up:
-            mu, log_var = net(mu).float().chunk(2, dim=-1)
+            mu, log_var = full_precision(net(mu)).chunk(2, dim=-1)
         return mu, log_var
 
     def inference(self, x: torch.Tensor) -> Distribution:
@@ -127,7 +127,7 @@ class VAEModule(nn.Module):
                 mu, log_var = self.encode(x) if q1 is None else q1
                 eps = noise.randn((k, *mu.shape), 1, mu)
             else:
-                mu, log_var = self.up[layer - 1](zs[-1]).float().chunk(2, dim=-1)
+                mu, log_var = full_precision(self.up[layer - 1](zs[-1])).chunk(2, dim=-1)
                 eps = noise.randn(mu.shape, 1, mu)
             zs.append(torch.addcmul(mu, (0.5 * log_var).exp(), eps))  # (k, B, D_layer)
             if analytic_top and layer == len(self.sizes) - 1:
@@ -135,7 +135,7 @@ class VAEModule(nn.Module):
             else:
                 log_ratio = log_ratio - gaussian_log_prob_from_eps(eps, log_var)
         for layer, net in enumerate(self.down):
-            mu_p, log_var_p = net(zs[layer + 1]).float().chunk(2, dim=-1)
+            mu_p, log_var_p = full_precision(net(zs[layer + 1])).chunk(2, dim=-1)
             log_ratio = log_ratio + gaussian_log_prob(zs[layer], mu_p, log_var_p)
         if not analytic_top:
             log_ratio = log_ratio + self.log_prior(zs[-1])
