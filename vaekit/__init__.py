@@ -1,6 +1,15 @@
 """vaekit: autoencoders and variational autoencoders, and the work people do in their latent spaces."""
 from .errors import VaekitError
-from .estimators import VAE, Autoencoder, LatentModel, estimator_for, load
 
 __version__ = "0.1.0"
 __all__ = ["VAE", "Autoencoder", "LatentModel", "VaekitError", "estimator_for", "load", "__version__"]
+_ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
+
+
+def __getattr__(name: str):
+    # the estimators import scikit-learn (~70 MB); a training process from the command line never needs it
+    if name in _ESTIMATOR_NAMES:
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")

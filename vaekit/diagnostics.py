@@ -30,12 +30,13 @@ def kl_per_dim(mu: torch.Tensor, log_var: torch.Tensor) -> list[float]:
 def mutual_information(mu: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None,
                        max_examples: int = 2000) -> float:
     """I(x; z) in nats from the posteriors of (at most max_examples) data points; one z per point."""
-    mu, log_var = mu[:max_examples].double(), log_var[:max_examples].double()
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+    mu, log_var = mu[:max_examples].float(), log_var[:max_examples].float()
+    eps = torch.randn(mu.shape, generator=generator).to(mu.device)
     z = mu + (0.5 * log_var).exp() * eps
     log_q_given_x = gaussian_log_prob_from_eps(eps, log_var)  # (N,)
-    log_q = mixture_log_prob(z, mu, log_var)  # (N,): the aggregate posterior of the N points
-    return float((log_q_given_x - log_q).mean())
+    # the aggregate posterior of the N points at each z; row chunks keep the (rows, N) matrices small
+    log_q = torch.cat([mixture_log_prob(z[i:i + 128], mu, log_var) for i in range(0, len(z), 128)])
+    return float((log_q_given_x - log_q).double().mean())
 
 
 def collapse_warning(active: int, latent_dim: int) -> str | None:

@@ -6,25 +6,20 @@ attributes ending in '_'.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .config import ModelConfig, TrainConfig
 from .data import to_model_layout
-from .diagnostics import collapse_warning, posterior_summary
 from .errors import VaekitError
-from .io import atomic_write_json, read_json
-from .models import AutoencoderModule, VAEModule, build_module, get_spec
-from .train import Trainer, WEIGHTS_FILE, resolve_device, to_unit_float
+from .latent import interpolate_codes
+from .models import AutoencoderModule, VAEModule, get_spec
+from .runs import CONFIG_FILE, encode_means, fit_module, load_module, write_config
+from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
-from .train.distributed import Distributed
-
-CONFIG_FILE = "config.json"
-FORMAT_VERSION = 1
 _MODEL_FIELDS = [f for f in ModelConfig.__dataclass_fields__]
 _TRAIN_FIELDS = [f for f in TrainConfig.__dataclass_fields__ if f != "seed"]
 
@@ -53,34 +48,11 @@ class LatentModel(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None, *, X_val=None, run_dir=None, resume: bool = False):
         """Train on X (N, D), (N, H, W) or (N, C, H, W); uint8 is read as pixels in [0, 255]."""
         x = self._as_tensor(X, fitting=True)
-        tcfg = self.train_config()
-        mcfg = self.model_config()
-        if mcfg.likelihood == "bernoulli":
-            _require_unit_interval(x, type(self).__name__)
-        torch.manual_seed(tcfg.seed)
-        self.module_ = build_module(self._model_name, mcfg, self.input_shape_)
-        if hasattr(self.module_, "init_from_data"):
-            self.module_.init_from_data(to_unit_float(x), torch.Generator().manual_seed(tcfg.seed))
-        is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
-        if run_dir is not None and is_main:
-            self._write_config(Path(run_dir), mcfg, tcfg)
-        monitor = posterior_summary if isinstance(self.module_, VAEModule) else None
-        trainer = Trainer(self.module_, tcfg, run_dir=run_dir, verbose=getattr(self, "verbose", False),
-                          monitor=monitor)
         xv = None if X_val is None else self._as_tensor(X_val)
-        self.history_ = trainer.fit(x, xv, resume=resume)
-        self._after_fit(x)
-        last = self.history_[-1] if self.history_ else {}
-        if "active_units" in last and (msg := collapse_warning(last["active_units"], mcfg.latent_dim)):
-            warnings.warn(msg, stacklevel=2)
-        if run_dir is not None and is_main:
-            ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, self.module_.state_dict(),
-                              {"epoch": trainer.state.epoch})
+        self.module_, self.history_ = fit_module(
+            self._model_name, self.model_config(), self.train_config(), x, xv, run_dir=run_dir, resume=resume,
+            verbose=getattr(self, "verbose", False), user_shape=self._user_shape)
         return self
-
-    def _after_fit(self, x: torch.Tensor) -> None:
-        if hasattr(self.module_, "fit_prior"):
-            self.module_.fit_prior(self._encode_mean(x))
 
     # -- latent-space verbs ---------------------------------------------------------------------
     def transform(self, X) -> np.ndarray:
@@ -133,17 +105,10 @@ class LatentModel(TransformerMixin, BaseEstimator):
         """Write config.json and model.safetensors into directory (no pickle: safe to share)."""
         self._check_fitted()
         directory = Path(directory)
-        self._write_config(directory, self.module_.cfg, self.train_config())
+        write_config(directory, self._model_name, self.input_shape_, self._user_shape, self.module_.cfg,
+                     self.train_config())
         ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
         return directory
-
-    def _write_config(self, directory: Path, mcfg: ModelConfig, tcfg: TrainConfig, extra=None) -> None:
-        existing = directory / CONFIG_FILE
-        doc = read_json(existing) if existing.is_file() else {}
-        doc.update({"format": FORMAT_VERSION, "model": self._model_name, "input_shape": list(self.input_shape_),
-                    "user_shape": list(self._user_shape), "model_config": to_dict(mcfg),
-                    "train_config": to_dict(tcfg), "estimator_params": _jsonable(self.get_params())})
-        atomic_write_json(existing, doc)
 
     # -- helpers ------------------------------------------------------------------------------
     def _as_tensor(self, X, fitting: bool = False) -> torch.Tensor:
@@ -168,12 +133,8 @@ class LatentModel(TransformerMixin, BaseEstimator):
                 )
         return torch.from_numpy(np.ascontiguousarray(x))
 
-    @torch.no_grad()
     def _encode_mean(self, x: torch.Tensor) -> torch.Tensor:
-        self.module_.eval()
-        dev = self._device()
-        return torch.cat([self.module_.inference(to_unit_float(x[i:i + 1000].to(dev))).mean
-                          for i in range(0, len(x), 1000)])
+        return encode_means(self.module_, x)
 
     @torch.no_grad()
     def _decode_mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -193,37 +154,6 @@ class LatentModel(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
-
-
-def interpolate_codes(z0: np.ndarray, z1: np.ndarray, steps: int, method: str = "linear") -> np.ndarray:
-    """(steps, D) codes from z0 to z1; 'slerp' follows the great circle (White 2016), suited to a Gaussian prior."""
-    if steps < 2:
-        raise VaekitError(f"steps must be >= 2 to include both ends; got {steps}")
-    t = np.linspace(0.0, 1.0, steps)[:, None]
-    if method == "linear":
-        return (1 - t) * z0 + t * z1
-    if method != "slerp":
-        raise VaekitError(f"unknown interpolation '{method}'; use 'linear' or 'slerp'")
-    cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1) + 1e-12)
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:  # parallel codes: the arc is a line
-        return (1 - t) * z0 + t * z1
-    return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
-
-
-def _require_unit_interval(x: torch.Tensor, name: str) -> None:
-    if x.dtype == torch.uint8:
-        return
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
-        raise VaekitError(
-            f"{name} with likelihood='bernoulli' needs data in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]. "
-            f"Scale the data to [0, 1], or use likelihood='gaussian'"
-        )
-
-
-def _jsonable(params: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
 class VAE(LatentModel):
@@ -273,25 +203,16 @@ def estimator_for(model_name: str, **params) -> LatentModel:
 
 def load(directory, device: str = "cpu") -> LatentModel:
     """Load a saved model or run folder. Reads JSON and safetensors only: no code runs."""
-    directory = Path(directory)
-    cfg_path = directory / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise VaekitError(f"{directory} is not a vaekit model folder: it has no {CONFIG_FILE}")
-    doc = read_json(cfg_path)
-    if not (directory / WEIGHTS_FILE).is_file():
-        raise VaekitError(f"{directory} has no {WEIGHTS_FILE} yet: the run saved no epoch; train it (or --resume)")
-    name = doc.get("model")
-    spec = get_spec(name)
-    mcfg = from_dict(ModelConfig, doc["model_config"], f"{cfg_path} (model_config)")
-    est = estimator_for(spec.name, **{k: v for k, v in doc.get("estimator_params", {}).items()
-                                      if k in ESTIMATOR_OF_MODULE[spec.module]().get_params()})
+    doc, module, history = load_module(directory, device)
+    spec = get_spec(doc["model"])
+    cls = ESTIMATOR_OF_MODULE[spec.module]
+    saved = {**doc["model_config"], **doc.get("train_config", {})}
+    params = {k: v for k, v in saved.items() if k in cls().get_params()}
+    if "seed" in saved:
+        params["random_state"] = saved["seed"]
+    est = estimator_for(spec.name, **params)
     est.input_shape_ = tuple(doc["input_shape"])
     est._user_shape = tuple(doc.get("user_shape", doc["input_shape"]))
     est.n_features_in_ = math.prod(est.input_shape_)
-    est.module_ = build_module(spec.name, mcfg, est.input_shape_).to(resolve_device(device))
-    tensors, _ = ckpt.load_tensors(directory / WEIGHTS_FILE)
-    ckpt.load_module_weights(est.module_, tensors, str(directory / WEIGHTS_FILE))
-    est.module_.eval()
-    hist = directory / "history.json"
-    est.history_ = read_json(hist) if hist.is_file() else []
+    est.module_, est.history_ = module, history
     return est

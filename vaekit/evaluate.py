@@ -10,7 +10,6 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diagnostics
-from .estimators import LatentModel
 from .models import VAEModule
 from .train import to_unit_float
 
@@ -44,9 +43,9 @@ def _mean_stderr(v: torch.Tensor) -> tuple[float, float]:
     return v.mean().item(), (v.std() / math.sqrt(len(v))).item() if len(v) > 1 else 0.0
 
 
-def evaluate(model: LatentModel, x, k: int = 100, seed: int = 0, binarize: bool = False,
+def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
              quality_net=None, quality_samples: int = 10000, verbose: bool = False) -> dict:
-    """Metrics of a fitted model on x (a test split), as a JSON-ready dict.
+    """Metrics of a fitted model (a vaekit.LatentModel) on x (a test split), as a JSON-ready dict.
 
     binarize: read x as pixel probabilities and score one Bernoulli draw of it (fixed by seed): the
     test protocol of dynamically binarised MNIST. quality_net: a quality.FeatureNet, to add the

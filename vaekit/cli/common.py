@@ -6,11 +6,14 @@ from pathlib import Path
 from ..config import DataConfig, from_dict
 from ..data import Dataset, load_data
 from ..errors import VaekitError
-from ..estimators import CONFIG_FILE, LatentModel, load
+from ..runs import CONFIG_FILE
 from ..io import read_json
 
 
-def load_run(run: str, device: str = "cpu") -> LatentModel:
+def load_run(run: str, device: str = "cpu"):
+    """The run as an estimator (vaekit.LatentModel), for its latent-space verbs."""
+    from ..estimators import load  # scikit-learn: only for commands that use a trained model
+
     return load(run, device=device)
 
 

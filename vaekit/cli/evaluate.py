@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..data import user_cache
-from ..estimators import CONFIG_FILE
+from ..runs import CONFIG_FILE
 from ..evaluate import evaluate
 from ..io import atomic_write_json, read_json
 from .common import add_run_args, load_run, load_run_data

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..config import to_dict
+import numpy as np
+import torch
+
+from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import load_data
 from ..errors import VaekitError
-from ..estimators import CONFIG_FILE, estimator_for
+from ..runs import CONFIG_FILE, fit_module
 from ..io import atomic_write_json, read_json
 from ..models import MODELS, get_spec
 from ..plots import training_curve
@@ -58,12 +61,11 @@ def run(args) -> int:
     groups = configs_from_args(args, base)
     data_cfg = _data_config(groups["data"])
     data = load_data(data_cfg)  # before touching --out, so a bad data set leaves nothing behind
-    params = {**groups["model"], **{k: v for k, v in groups["train"].items() if k != "seed"}}
-    if "seed" in groups["train"]:
-        params["random_state"] = groups["train"]["seed"]
-    est = estimator_for(spec.name, **params, verbose=not args.quiet)
-    tcfg = est.train_config()  # validate every value before writing anything
-    est.model_config()
+    data.test = None  # training never reads it: leave its memory to training
+    # every value is validated before anything is written
+    mcfg = from_dict(ModelConfig, {**to_dict(spec.config()), **groups["model"]}, "the model options")
+    mcfg = mcfg.validate(f"model '{spec.name}'")
+    tcfg = from_dict(TrainConfig, groups["train"], "the training options").validate("the trainer")
     dist.init(dist.device(resolve_device(tcfg.device)))
     dist.barrier()  # every process has checked --out before rank 0 writes into it
     if dist.is_main:
@@ -71,14 +73,21 @@ def run(args) -> int:
         doc = saved or {}
         doc["data"] = to_dict(data_cfg)
         atomic_write_json(out / CONFIG_FILE, doc)
-    est.fit(data.train.x, X_val=None if data.val is None else data.val.x, run_dir=out, resume=args.resume)
+    _, history = fit_module(spec.name, mcfg, tcfg, _tensor(data.train.x),
+                            None if data.val is None else _tensor(data.val.x),
+                            run_dir=out, resume=args.resume, verbose=not args.quiet)
+    del data  # the plot below imports matplotlib: let it take the data's memory, not add to it
     if dist.is_main:
-        training_curve(est.history_, out / "history.png")
-        last = est.history_[-1] if est.history_ else {}
+        training_curve(history, out / "history.png")
+        last = history[-1] if history else {}
         print(json.dumps({"run": str(out), "model": spec.name, "epochs": last.get("epoch"),
                           **{k: round(v, 4) for k, v in last.items() if k.endswith("loss")}}))
     dist.close()
     return 0
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def _launch(args) -> int:
@@ -100,8 +109,6 @@ def _launch(args) -> int:
 
 
 def _data_config(values: dict):
-    from ..config import DataConfig, from_dict
-
     return from_dict(DataConfig, values, "the data options").validate()
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import plots
 from ..errors import VaekitError
-from ..estimators import interpolate_codes
+from ..latent import interpolate_codes
 from ..io import atomic_write
 from .common import add_run_args, load_run, load_run_data
 

@@ -68,13 +68,15 @@ class LearnedPrior(nn.Module):
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """VampPrior: start the pseudo-inputs at K random training examples (plus a little noise)."""
+        """VampPrior: start the pseudo-inputs at K random training examples (plus a little noise).
+        x: the training data as given (uint8 pixels are scaled here, K rows only)."""
         if self.kind != "vamp":
             return
         k = len(self.pseudo_inputs)
         idx = torch.randint(len(x), (k,), generator=generator)  # drawn on the CPU, like the noise
         noise = 0.01 * torch.randn(self.pseudo_inputs.shape, generator=generator)
-        u = x[idx.to(x.device)].to(self.pseudo_inputs) + noise.to(self.pseudo_inputs)
+        u = x[idx.to(x.device)]
+        u = (u.float() / 255 if u.dtype == torch.uint8 else u).to(self.pseudo_inputs) + noise.to(self.pseudo_inputs)
         self.pseudo_inputs.copy_(u.clamp(0, 1) if self.unit_interval else u)
 
 

@@ -92,7 +92,7 @@ class VAEModule(nn.Module):
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """Called once before training with unit-scaled data: VampPrior pseudo-inputs start at real examples."""
+        """Called once before training with the training data: VampPrior pseudo-inputs start at real examples."""
         if self.learned_prior is not None:
             self.learned_prior.init_from_data(x, generator)
 

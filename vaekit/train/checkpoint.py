@@ -18,8 +18,16 @@ from ..io import atomic_write
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # safetensors refuses shared or strided storage; clone so views of one buffer save independently
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    # safetensors refuses strided tensors and tensors sharing storage: copy only those (serialising
+    # copies everything once more anyway, so cloning the rest would hold every tensor three times)
+    out, seen = {}, set()
+    for k, v in tensors.items():
+        v = v.detach().to("cpu")
+        ptr = v.untyped_storage().data_ptr()
+        whole = v.is_contiguous() and v.untyped_storage().nbytes() == v.numel() * v.element_size()
+        out[k] = v if whole and ptr not in seen else v.contiguous().clone()
+        seen.add(ptr)
+    return out
 
 
 def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:

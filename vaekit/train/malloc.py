@@ -14,10 +14,24 @@ import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
-MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's own ceiling for its dynamic threshold on 64-bit
-TRIM_THRESHOLD = 64 * 2 ** 20  # at most this much free heap is kept back from the OS
+MMAP_THRESHOLD = 16 * 2 ** 20  # blocks above this (whole data sets) still come from and go back to the kernel
+TRIM_THRESHOLD = 8 * 2 ** 20  # at most this much free heap is kept back from the OS between steps
 
 _done = False
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (after training, before plots and evaluation)."""
+    libc = _libc() if sys.platform.startswith("linux") else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def keep_freed_memory() -> bool:
@@ -27,10 +41,8 @@ def keep_freed_memory() -> bool:
         return True
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:  # musl and other C libraries have no mallopt
         return False
     _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _done

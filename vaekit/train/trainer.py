@@ -22,7 +22,8 @@ from ..io import atomic_write_json
 from ..models import noise
 from . import checkpoint as ckpt
 from .distributed import Distributed
-from .malloc import keep_freed_memory
+from .malloc import keep_freed_memory, release_free_memory
+from .optim import FusedOptimizer
 from .precision import precision_context
 
 STATE_FILE = "state/last.safetensors"
@@ -82,13 +83,10 @@ class Trainer:
         self.state = TrainState()
 
     # -- set-up -------------------------------------------------------------------------------
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        c, params = self.cfg, [p for p in self.module.parameters() if p.requires_grad]
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
-        # fused: one kernel for all parameters instead of one per tensor and op
-        return cls(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+    def _make_optimizer(self) -> FusedOptimizer:
+        c = self.cfg
+        return FusedOptimizer(self.module.parameters(), c.optimizer, lr=c.lr, weight_decay=c.weight_decay,
+                              momentum=c.momentum)
 
     def _lr_factor(self, progress: float) -> float:
         if self.cfg.schedule == "cosine":
@@ -144,6 +142,7 @@ class Trainer:
         if c.kl_warmup_epochs:
             self.module.kl_scale = 1.0  # a run stopped during warm-up still scores with the true bound
         self.module.eval()
+        release_free_memory()
         return self.state.history
 
     def _train_epoch(self, x: torch.Tensor, epoch: int, steps: int, bar) -> dict[str, float]:
@@ -189,7 +188,7 @@ class Trainer:
         return (noise.rand(xb.shape, 0, xb) < xb).to(xb.dtype) if self.cfg.binarize else xb
 
     @torch.no_grad()
-    def evaluate_losses(self, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+    def evaluate_losses(self, x: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
         """Mean of each per-example loss term over x, in eval mode (each process takes its rows)."""
         was_training = self.module.training
         self.module.eval()

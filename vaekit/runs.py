@@ -1,0 +1,107 @@
+"""Runs: a registry model fitted on data, and the folder that holds it (config.json + safetensors).
+
+This is the one place that builds, trains, saves and reloads modules. The command line trains
+through it directly; the scikit-learn estimators wrap it. It imports no scikit-learn, so a training
+process carries only what training needs (scikit-learn alone is ~70 MB resident).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .diagnostics import collapse_warning, posterior_summary
+from .errors import VaekitError
+from .io import atomic_write_json, read_json
+from .models import VAEModule, build_module, get_spec
+from .train import HISTORY_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
+from .train import checkpoint as ckpt
+from .train.distributed import Distributed
+
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x: torch.Tensor,
+               x_val: torch.Tensor | None = None, run_dir=None, resume: bool = False, verbose: bool = False,
+               user_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, list[dict]]:
+    """Build model_name with mcfg, train it on x (N, *shape) and, with run_dir, keep the run there.
+
+    Returns (the fitted module, in eval mode; the history). uint8 data are pixels in [0, 255].
+    """
+    shape = tuple(x.shape[1:])
+    if mcfg.likelihood == "bernoulli":
+        require_unit_interval(x, model_name)
+    torch.manual_seed(tcfg.seed)
+    module = build_module(model_name, mcfg, shape)
+    if hasattr(module, "init_from_data"):
+        module.init_from_data(x, torch.Generator().manual_seed(tcfg.seed))
+    is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
+    if run_dir is not None and is_main:
+        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg)
+    monitor = posterior_summary if isinstance(module, VAEModule) else None
+    trainer = Trainer(module, tcfg, run_dir=run_dir, verbose=verbose, monitor=monitor)
+    history = trainer.fit(x, x_val, resume=resume)
+    if hasattr(module, "fit_prior"):  # autoencoders sample from a Gaussian fitted to their codes
+        module.fit_prior(encode_means(module, x))
+    last = history[-1] if history else {}
+    if "active_units" in last and (msg := collapse_warning(last["active_units"], mcfg.latent_dim)):
+        warnings.warn(msg, stacklevel=3)
+    if run_dir is not None and is_main:
+        ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, module.state_dict(), {"epoch": trainer.state.epoch})
+    return module, history
+
+
+@torch.no_grad()
+def encode_means(module: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Posterior means E[z|x] (N, latent_dim) of uint8 or unit-scaled x, in eval mode."""
+    module.eval()
+    dev = next(module.parameters()).device
+    return torch.cat([module.inference(to_unit_float(x[i:i + batch_size].to(dev))).mean
+                      for i in range(0, len(x), batch_size)])
+
+
+def require_unit_interval(x: torch.Tensor, owner: str) -> None:
+    if x.dtype == torch.uint8:
+        return
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise VaekitError(
+            f"{owner} with likelihood='bernoulli' needs data in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]. "
+            f"Scale the data to [0, 1], or use likelihood='gaussian'"
+        )
+
+
+def write_config(directory, model_name: str, input_shape, user_shape, mcfg: ModelConfig, tcfg: TrainConfig) -> None:
+    """config.json of a run: what it is and how it was trained (keys it already holds, like 'data', stay)."""
+    path = Path(directory) / CONFIG_FILE
+    doc = read_json(path) if path.is_file() else {}
+    doc.update({"format": FORMAT_VERSION, "model": model_name, "input_shape": list(input_shape),
+                "user_shape": list(user_shape), "model_config": to_dict(mcfg), "train_config": to_dict(tcfg)})
+    atomic_write_json(path, doc)
+
+
+def read_config(directory) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise VaekitError(f"{directory} is not a vaekit model folder: it has no {CONFIG_FILE}")
+    return read_json(path)
+
+
+def load_module(directory, device: str = "cpu") -> tuple[dict, nn.Module, list[dict]]:
+    """(config, module in eval mode, history) of a run folder. Reads JSON and safetensors only: no code runs."""
+    directory = Path(directory)
+    doc = read_config(directory)
+    if not (directory / WEIGHTS_FILE).is_file():
+        raise VaekitError(f"{directory} has no {WEIGHTS_FILE} yet: the run saved no epoch; train it (or --resume)")
+    spec = get_spec(doc.get("model"))
+    mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
+    module = build_module(spec.name, mcfg, tuple(doc["input_shape"])).to(resolve_device(device))
+    tensors, _ = ckpt.load_tensors(directory / WEIGHTS_FILE)
+    ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))
+    history = read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []
+    return doc, module.eval(), history
+
