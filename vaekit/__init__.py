@@ -1,8 +1,8 @@
 """vaekit: autoencoders and variational autoencoders, and the work people do in their latent spaces."""
-from .errors import VaekitError
+from .errors import VaekitError, VaekitWarning
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "LatentModel", "VaekitError", "estimator_for", "load", "__version__"]
+__all__ = ["VAE", "Autoencoder", "LatentModel", "VaekitError", "VaekitWarning", "estimator_for", "load", "__version__"]
 _ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
 
 

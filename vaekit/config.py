@@ -50,6 +50,28 @@ class ModelConfig:
     """Dropout probability after each hidden layer."""
     batch_norm: bool = False
     """Batch normalisation after each hidden layer."""
+    init: str = "default"
+    """Weight initialisation: 'default' (PyTorch's), 'xavier', 'kaiming' or 'orthogonal'; biases start at 0."""
+    latent_activation: str = "linear"
+    """Autoencoders: activation of the code, 'linear', 'sigmoid' (for the sparsity penalty), 'relu' or 'tanh'."""
+    corruption: str = "none"
+    """Denoising: corrupt inputs while training, 'mask' (zero a fraction), 'gaussian' (add noise) or 'salt_pepper'."""
+    corruption_level: float = 0.3
+    """The fraction masked or flipped, or the Gaussian noise's standard deviation."""
+    sparsity_weight: float = 0.0
+    """Autoencoders: weight of sum_u KL(rho || mean activation of code unit u) over each batch (sparse AE)."""
+    sparsity_target: float = 0.05
+    """rho, the target mean activation of a code unit (the codes must lie in (0, 1): latent_activation='sigmoid')."""
+    k_sparse: int = 0
+    """Autoencoders: keep only the k largest code units of each example (Makhzani & Frey 2014); 0 is off."""
+    contractive_weight: float = 0.0
+    """Autoencoders: weight of ||d code / d x||_F^2, the contractive penalty (Rifai et al. 2011)."""
+    embedding: str = "none"
+    """Autoencoders: keep codes faithful to the data's geometry within each batch (Yu et al. 2013), 'laplacian' or 'mds'."""
+    embedding_weight: float = 0.0
+    """Weight of the embedding term."""
+    neighbours: int = 0
+    """Generalised autoencoder (Wang et al. 2014): reconstruct the heat-kernel weighted k nearest neighbours; 0 is off."""
 
     def validate(self, owner: str = "the model") -> ModelConfig:
         from .models.networks import ACTIVATIONS  # late import: models import config
@@ -79,6 +101,26 @@ class ModelConfig:
                self.activation)
         _check(_is_real(self.dropout) and 0 <= self.dropout < 1, owner, "dropout", "a float in [0, 1)",
                self.dropout)
+        for name, choices in (("init", INITS), ("latent_activation", LATENT_ACTIVATIONS),
+                              ("corruption", CORRUPTIONS), ("embedding", EMBEDDINGS)):
+            _check(getattr(self, name) in choices, owner, name, f"one of {list(choices)}", getattr(self, name))
+        _check(_is_real(self.corruption_level) and self.corruption_level >= 0, owner, "corruption_level",
+               "a float >= 0", self.corruption_level)
+        for name in ("sparsity_weight", "contractive_weight", "embedding_weight"):
+            _check(_is_real(getattr(self, name)) and getattr(self, name) >= 0, owner, name, "a float >= 0",
+                   getattr(self, name))
+        _check(_is_real(self.sparsity_target) and 0 < self.sparsity_target < 1, owner, "sparsity_target",
+               "a float in (0, 1)", self.sparsity_target)
+        _check(isinstance(self.k_sparse, int) and 0 <= self.k_sparse <= self.latent_dim, owner, "k_sparse",
+               f"an int in [0, latent_dim={self.latent_dim}]", self.k_sparse)
+        _check(isinstance(self.neighbours, int) and self.neighbours >= 0, owner, "neighbours", "an int >= 0",
+               self.neighbours)
+        if self.sparsity_weight > 0 and self.latent_activation != "sigmoid":
+            raise VaekitError(f"the sparsity penalty of {owner} compares mean code activations with a probability "
+                              f"rho, so the codes must lie in (0, 1): set latent_activation='sigmoid'")
+        if self.contractive_weight > 0 and self.batch_norm:
+            raise VaekitError(f"the contractive penalty of {owner} differentiates each example's code by its own "
+                              f"input, which batch_norm mixes across the batch: drop batch_norm")
         return self
 
 
@@ -106,6 +148,8 @@ class TrainConfig:
     """Clip each gradient element to [-v, v]."""
     patience: int | None = None
     """Early stopping: stop after this many epochs without a better validation loss, then restore the best weights."""
+    layerwise_epochs: int = 0
+    """Stacked autoencoders: greedy layer-wise pretraining, this many epochs per layer, before training the whole network."""
     kl_warmup_epochs: int = 0
     """Raise the KL weight linearly from 0 to beta over this many epochs (Bowman et al. 2016; Sønderby et al. 2016)."""
     binarize: bool = False
@@ -133,6 +177,8 @@ class TrainConfig:
             _check(v is None or (_is_real(v) and v > 0), owner, name, "None or a float > 0", v)
         _check(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1), owner,
                "patience", "None or an int >= 1", self.patience)
+        _check(isinstance(self.layerwise_epochs, int) and self.layerwise_epochs >= 0, owner, "layerwise_epochs",
+               "an int >= 0", self.layerwise_epochs)
         _check(isinstance(self.kl_warmup_epochs, int) and self.kl_warmup_epochs >= 0, owner, "kl_warmup_epochs",
                "an int >= 0", self.kl_warmup_epochs)
         _check(isinstance(self.seed, int), owner, "seed", "an int", self.seed)
@@ -157,6 +203,8 @@ class DataConfig:
     """Share held out for testing where a data set has no test split of its own."""
     limit: int | None = None
     """Use only the first N training and N test examples (quick experiments)."""
+    memmap: bool = False
+    """Read a .npy file from disk batch by batch instead of loading it: for data larger than memory."""
 
     def validate(self, owner: str = "the data") -> DataConfig:
         _check(0 <= self.val_fraction < 1, owner, "val_fraction", "a float in [0, 1)", self.val_fraction)
@@ -164,6 +212,12 @@ class DataConfig:
         _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1), owner, "limit",
                "None or an int >= 1", self.limit)
         return self
+
+
+INITS = ("default", "xavier", "kaiming", "orthogonal")
+LATENT_ACTIVATIONS = ("linear", "sigmoid", "relu", "tanh")
+CORRUPTIONS = ("none", "mask", "gaussian", "salt_pepper")
+EMBEDDINGS = ("none", "laplacian", "mds")
 
 
 def _is_real(v: Any) -> bool:

@@ -5,8 +5,13 @@ import difflib
 from collections.abc import Iterable
 
 
-class VaekitError(Exception):
-    """A problem with the user's input or files. The CLI prints it without a traceback."""
+class VaekitError(ValueError):
+    """A problem with the user's input or files (a ValueError, as scikit-learn expects). The CLI prints it
+    without a traceback."""
+
+
+class VaekitWarning(UserWarning):
+    """Something the user should know about a result (e.g. posterior collapse); the CLI prints it plainly."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

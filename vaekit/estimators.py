@@ -13,10 +13,10 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .config import ModelConfig, TrainConfig
-from .data import to_model_layout
+from .data import DiskRows, to_model_layout
 from .errors import VaekitError
 from .latent import interpolate_codes
-from .models import AutoencoderModule, VAEModule, get_spec
+from .models import AutoencoderModule, SplitBrainModule, VAEModule, get_spec
 from .runs import CONFIG_FILE, encode_means, fit_module, load_module, write_config
 from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
@@ -112,6 +112,10 @@ class LatentModel(TransformerMixin, BaseEstimator):
 
     # -- helpers ------------------------------------------------------------------------------
     def _as_tensor(self, X, fitting: bool = False) -> torch.Tensor:
+        if isinstance(X, DiskRows) and fitting:  # read batch by batch from disk while training
+            self.input_shape_ = self._user_shape = tuple(X.shape[1:])
+            self.n_features_in_ = math.prod(self.input_shape_)
+            return X
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         name = type(self).__name__
@@ -126,6 +130,10 @@ class LatentModel(TransformerMixin, BaseEstimator):
             self.n_features_in_ = math.prod(self.input_shape_)
         else:
             self._check_fitted()
+            if x.ndim == 2 and len(self.input_shape_) == 1 and x.shape[1] != self.input_shape_[0]:
+                raise VaekitError(  # scikit-learn's own wording
+                    f"X has {x.shape[1]} features, but {name} is expecting {self.input_shape_[0]} features as input."
+                )
             if tuple(x.shape[1:]) != self.input_shape_:
                 raise VaekitError(
                     f"X has examples of shape {tuple(x.shape[1:])}, but {name} was fitted on {self.input_shape_}; "
@@ -152,7 +160,8 @@ class LatentModel(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
+        tags.non_deterministic = False  # every random draw takes random_state
+        tags.transformer_tags.preserves_dtype = ["float32"]  # codes and reconstructions are float32
         return tags
 
 
@@ -166,6 +175,7 @@ class VAE(LatentModel):
     def __init__(self, latent_dim=20, *, architecture="mlp", hidden=(400,), conv_channels=(32, 64),
                  likelihood="bernoulli", beta=1.0, k=1, stochastic_layers=(), inner_hidden=(100, 100),
                  prior="standard", prior_components=500, activation="relu", dropout=0.0, batch_norm=False,
+                 init="default", corruption="none", corruption_level=0.3,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
                  schedule="constant", clip_norm=None, clip_value=None, patience=None, kl_warmup_epochs=0,
                  binarize=False, device="auto", precision="fp32", random_state=None, verbose=False):
@@ -181,16 +191,18 @@ class Autoencoder(LatentModel):
     _model_name = "ae"
 
     def __init__(self, latent_dim=20, *, architecture="mlp", hidden=(400,), conv_channels=(32, 64),
-                 likelihood="bernoulli", activation="relu", dropout=0.0, batch_norm=False,
-                 epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
-                 schedule="constant", clip_norm=None, clip_value=None, patience=None, binarize=False,
-                 device="auto", precision="fp32", random_state=None, verbose=False):
+                 likelihood="bernoulli", activation="relu", dropout=0.0, batch_norm=False, init="default",
+                 latent_activation="linear", corruption="none", corruption_level=0.3, sparsity_weight=0.0,
+                 sparsity_target=0.05, k_sparse=0, contractive_weight=0.0, embedding="none", embedding_weight=0.0,
+                 neighbours=0, epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
+                 schedule="constant", clip_norm=None, clip_value=None, patience=None, layerwise_epochs=0,
+                 binarize=False, device="auto", precision="fp32", random_state=None, verbose=False):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
 
 
-ESTIMATOR_OF_MODULE = {VAEModule: VAE, AutoencoderModule: Autoencoder}  # the registry names the module
+ESTIMATOR_OF_MODULE = {VAEModule: VAE, AutoencoderModule: Autoencoder, SplitBrainModule: Autoencoder}
 
 
 def estimator_for(model_name: str, **params) -> LatentModel:

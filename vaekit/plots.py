@@ -128,3 +128,48 @@ def gaussian_grid(n: int, dims: tuple[int, int], latent_dim: int, lo: float = 0.
         for c, xv in enumerate(q):
             z[r * n + c, dims[0]], z[r * n + c, dims[1]] = xv, yv
     return z
+
+
+def metric_bars(rows: list[dict], keys: list[str], path, title: str = "", label: str = "model") -> Path:
+    """One horizontal bar chart per metric, a bar per row (e.g. per model), side by side."""
+    plt = _pyplot()
+    names = [str(r[label]) for r in rows]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 0.32 * len(rows) + 1.2), sharey=True)
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        values = [r[key] for r in rows]
+        ax.barh(range(len(rows)), values, color=plt.get_cmap("tab20")(np.arange(len(rows)) % 20))
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.set_yticks(range(len(rows)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+        lo, hi = min(values), max(values)
+        if lo > 0 and hi / max(lo, 1e-12) < 3:  # zoom in where all bars are long and close
+            ax.set_xlim(lo - 0.1 * (hi - lo) - 1e-9, hi + 0.05 * (hi - lo) + 1e-9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return Path(path)
+
+
+def roc_pr_curves(y_true: np.ndarray, scores: np.ndarray, roc_path, pr_path, title: str = "") -> None:
+    """ROC and precision-recall curves of anomaly scores (y_true 1 = anomaly), as two PNGs."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    plt = _pyplot()
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUROC {auc(fpr, tpr):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=0.8, label="chance")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC {title}".strip())
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    _save_figure(fig, roc_path)
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(recall, precision, label=f"AUPRC {average_precision_score(y_true, scores):.3f}")
+    ax.axhline(np.mean(y_true), ls="--", color="grey", lw=0.8, label="chance (anomaly rate)")
+    ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall {title}".strip(), ylim=(0, 1.02))
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    _save_figure(fig, pr_path)

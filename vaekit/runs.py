@@ -9,12 +9,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .data import DiskRows
 from .diagnostics import collapse_warning, posterior_summary
-from .errors import VaekitError
+from .errors import VaekitError, VaekitWarning
 from .io import atomic_write_json, read_json
 from .models import VAEModule, build_module, get_spec
 from .train import HISTORY_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
@@ -22,6 +24,7 @@ from .train import checkpoint as ckpt
 from .train.distributed import Distributed
 
 CONFIG_FILE = "config.json"
+LAYERWISE_FILE = "layerwise.json"  # the losses of greedy layer-wise pretraining, one row per layer
 FORMAT_VERSION = 1
 
 
@@ -32,7 +35,7 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x: torch.T
 
     Returns (the fitted module, in eval mode; the history). uint8 data are pixels in [0, 255].
     """
-    shape = tuple(x.shape[1:])
+    shape = tuple(x.shape[1:])  # x: a tensor, or data.DiskRows for data read from disk batch by batch
     if mcfg.likelihood == "bernoulli":
         require_unit_interval(x, model_name)
     torch.manual_seed(tcfg.seed)
@@ -42,14 +45,21 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x: torch.T
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
     if run_dir is not None and is_main:
         write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg)
+    if tcfg.layerwise_epochs and not resume:
+        from .stacked import greedy_pretrain
+
+        layers = greedy_pretrain(module, x, tcfg, verbose)
+        if run_dir is not None and is_main:
+            atomic_write_json(Path(run_dir) / LAYERWISE_FILE, layers)
+    targets = module.training_targets(x) if hasattr(module, "training_targets") else None
     monitor = posterior_summary if isinstance(module, VAEModule) else None
     trainer = Trainer(module, tcfg, run_dir=run_dir, verbose=verbose, monitor=monitor)
-    history = trainer.fit(x, x_val, resume=resume)
+    history = trainer.fit(x, x_val, resume=resume, targets=targets)
     if hasattr(module, "fit_prior"):  # autoencoders sample from a Gaussian fitted to their codes
         module.fit_prior(encode_means(module, x))
     last = history[-1] if history else {}
     if "active_units" in last and (msg := collapse_warning(last["active_units"], mcfg.latent_dim)):
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, VaekitWarning, stacklevel=3)
     if run_dir is not None and is_main:
         ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, module.state_dict(), {"epoch": trainer.state.epoch})
     return module, history
@@ -60,14 +70,14 @@ def encode_means(module: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> 
     """Posterior means E[z|x] (N, latent_dim) of uint8 or unit-scaled x, in eval mode."""
     module.eval()
     dev = next(module.parameters()).device
-    return torch.cat([module.inference(to_unit_float(x[i:i + batch_size].to(dev))).mean
+    return torch.cat([module.inference(to_unit_float(torch.as_tensor(x[i:i + batch_size]).to(dev))).mean
                       for i in range(0, len(x), batch_size)])
 
 
-def require_unit_interval(x: torch.Tensor, owner: str) -> None:
-    if x.dtype == torch.uint8:
+def require_unit_interval(x, owner: str) -> None:
+    if x.dtype in (torch.uint8, np.uint8):
         return
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = x.min_max() if isinstance(x, DiskRows) else (float(x.min()), float(x.max()))
     if lo < 0 or hi > 1:
         raise VaekitError(
             f"{owner} with likelihood='bernoulli' needs data in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]. "

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
-from ..errors import VaekitError
-from . import demo, evaluate, train, views
+from ..errors import VaekitError, VaekitWarning
+from . import anomaly, demo, evaluate, finetune, train, views
 from .options import Parser
 
 
@@ -13,6 +14,8 @@ def _commands():
         "train": (train.HELP, train.add_arguments, train.run),
         **views.COMMANDS,
         "evaluate": (evaluate.HELP, evaluate.add_arguments, evaluate.run),
+        "finetune": (finetune.HELP, finetune.add_arguments, finetune.run),
+        "anomaly": (anomaly.HELP, anomaly.add_arguments, anomaly.run),
         "demo": (demo.HELP, demo.add_arguments, demo.run),
     }
     return cmds
@@ -38,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     args.argv = argv  # the command line as given, for commands that relaunch themselves
     try:
-        return args._run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _plain_warning(args.command, warnings.showwarning)
+            return args._run(args)
     except VaekitError as e:
         print(f"vaekit {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -46,6 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaekit {args.command}: interrupted; a run folder keeps its last finished epoch "
               f"(continue with 'vaekit train --out RUN --resume')", file=sys.stderr)
         return 130
+
+
+def _plain_warning(command: str, default):
+    """vaekit's own warnings as 'vaekit COMMAND: warning: ...'; other libraries' warnings as they come."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, VaekitWarning):
+            print(f"vaekit {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
 
 
 def entry_point() -> None:

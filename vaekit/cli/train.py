@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from ..data import load_data
+from ..data import DiskRows, load_data
 from ..errors import VaekitError
 from ..runs import CONFIG_FILE, fit_module
 from ..io import atomic_write_json, read_json
@@ -86,8 +86,9 @@ def run(args) -> int:
     return 0
 
 
-def _tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x))
+def _tensor(x):
+    """In-memory arrays as tensors; on-disk rows (--memmap) stay on disk."""
+    return x if isinstance(x, DiskRows) else torch.from_numpy(np.ascontiguousarray(x))
 
 
 def _launch(args) -> int:

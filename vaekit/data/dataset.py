@@ -10,13 +10,14 @@ from ..config import DataConfig
 from ..errors import VaekitError, unknown_name
 from .files import check_array, load_array_file, load_image_folder
 from .named import IDX_SETS, load_idx_set
+from .rows import DiskRows
 
 SPLIT_SEED = 0  # fixed, so runs with different training seeds share one split
 
 
 @dataclass
 class Split:
-    x: np.ndarray  # (N, *shape): uint8 images in [0, 255] or float32
+    x: np.ndarray | DiskRows  # (N, *shape): uint8 images in [0, 255] or float32
     y: np.ndarray | None  # (N,) int64
 
 
@@ -60,6 +61,11 @@ def load_data(cfg: DataConfig) -> Dataset:
     if path.suffix in (".npy", ".npz"):
         if not path.is_file():
             raise VaekitError(f"array file not found: {path}")
+        if cfg.memmap:
+            if path.suffix != ".npy":
+                raise VaekitError(f"memmap reads .npy files; {path} is .npz: save the array with np.save")
+            train, test = _holdout(Split(DiskRows.open(path), None), cfg.test_fraction)
+            return _finish(str(path), train, test, None, cfg)
         x, y = load_array_file(path)
         train, test = _holdout(Split(to_model_layout(x, str(path)), y), cfg.test_fraction)
         return _finish(str(path), train, test, None, cfg)
@@ -93,7 +99,8 @@ def _holdout(data: Split, fraction: float) -> tuple[Split, Split]:
 
 
 def _take(data: Split, idx) -> Split:
-    return Split(data.x[idx], None if data.y is None else data.y[idx])
+    x = data.x.subset(idx) if isinstance(data.x, DiskRows) else data.x[idx]  # on-disk rows stay on disk
+    return Split(x, None if data.y is None else data.y[idx])
 
 
 def _finish(name, train: Split, test: Split, classes, cfg: DataConfig) -> Dataset:

@@ -108,9 +108,13 @@ def load_array_file(path: str | Path):
 
 def check_array(x: np.ndarray, name: str = "X") -> np.ndarray:
     """Numeric, non-empty, finite: else a VaekitError naming the first bad row."""
+    if hasattr(x, "toarray") and hasattr(x, "nnz"):  # scipy.sparse
+        raise VaekitError(f"{name} is a sparse matrix; sparse input is not supported: pass {name}.toarray()")
     x = np.asarray(x)
     if x.dtype == bool:
         x = x.astype(np.uint8)
+    elif x.dtype == object:  # numbers held as Python objects; anything else raises TypeError here
+        x = x.astype(np.float64)
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise VaekitError(f"{name} has dtype {x.dtype}; expected numbers (uint8 images or floats)")
     if x.ndim < 2 or len(x) == 0:

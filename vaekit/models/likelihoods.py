@@ -86,4 +86,22 @@ class GaussianLikelihood(nn.Module):
         return self.log_scale.clamp(min=MIN_LOG_SCALE)
 
 
-LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
+class SquaredErrorLikelihood(nn.Module):
+    """A unit-variance Gaussian: -log p(x|z) is half the squared error plus a constant. Minimising it is
+    least squares, whose linear autoencoder spans PCA's subspace (Baldi & Hornik 1989)."""
+
+    n_params = 1
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.event_dims = len(shape)
+
+    def forward(self, mean: torch.Tensor) -> Distribution:
+        return Independent(Normal(mean, torch.ones_like(mean), validate_args=False), self.event_dims,
+                           validate_args=False)
+
+    def nll(self, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (0.5 * (x - full_precision(mean)).square() + HALF_LOG_2PI).flatten(-self.event_dims).sum(-1)
+
+
+LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood, "mse": SquaredErrorLikelihood}

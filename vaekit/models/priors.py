@@ -75,7 +75,7 @@ class LearnedPrior(nn.Module):
         k = len(self.pseudo_inputs)
         idx = torch.randint(len(x), (k,), generator=generator)  # drawn on the CPU, like the noise
         noise = 0.01 * torch.randn(self.pseudo_inputs.shape, generator=generator)
-        u = x[idx.to(x.device)]
+        u = x[idx.to(x.device)] if isinstance(x, torch.Tensor) else torch.as_tensor(x[idx.numpy()])
         u = (u.float() / 255 if u.dtype == torch.uint8 else u).to(self.pseudo_inputs) + noise.to(self.pseudo_inputs)
         self.pseudo_inputs.copy_(u.clamp(0, 1) if self.unit_interval else u)
 

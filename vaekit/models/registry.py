@@ -8,7 +8,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import unknown_name
-from .autoencoder import AutoencoderModule
+from .autoencoder import AutoencoderModule, SplitBrainModule
 from .vae import VAEModule
 
 
@@ -39,7 +39,35 @@ MODELS: dict[str, ModelSpec] = {
                   {"stochastic_layers": (100,), "latent_dim": 50, "hidden": (200, 200), "inner_hidden": (100, 100)}),
         ModelSpec("vamp-vae", VAEModule, "VAE with a VampPrior of 500 pseudo-inputs (Tomczak & Welling 2018)",
                   {"prior": "vamp", "prior_components": 500}),
-        ModelSpec("ae", AutoencoderModule, "deterministic autoencoder"),
+        ModelSpec("ae", AutoencoderModule, "undercomplete autoencoder: a 20-unit code for the input"),
+        ModelSpec("overcomplete-ae", AutoencoderModule,
+                  "overcomplete autoencoder: 1024 sigmoid code units, kept from copying the input by masking noise",
+                  {"latent_dim": 1024, "hidden": (), "latent_activation": "sigmoid", "corruption": "mask",
+                   "corruption_level": 0.25}),
+        ModelSpec("deep-ae", AutoencoderModule, "deep autoencoder 784-1000-500-250-30 (Hinton & Salakhutdinov 2006)",
+                  {"latent_dim": 30, "hidden": (1000, 500, 250)}),
+        ModelSpec("stacked-ae", AutoencoderModule,
+                  "stacked denoising autoencoder 784-500-500, pretrained greedily layer by layer (Vincent et al. 2010)",
+                  {"latent_dim": 500, "hidden": (500,), "latent_activation": "sigmoid", "corruption": "mask",
+                   "corruption_level": 0.2}),
+        ModelSpec("linear-ae", AutoencoderModule, "linear autoencoder with squared error: spans PCA's subspace",
+                  {"hidden": (), "likelihood": "mse"}),
+        ModelSpec("sparse-ae", AutoencoderModule, "sparse autoencoder: 256 sigmoid units, KL to rho=0.05 (Ng 2011)",
+                  {"latent_dim": 256, "hidden": (), "latent_activation": "sigmoid", "sparsity_weight": 1.0,
+                   "sparsity_target": 0.05}),
+        ModelSpec("k-sparse-ae", AutoencoderModule, "k-sparse autoencoder: 256 units, 25 active (Makhzani & Frey 2014)",
+                  {"latent_dim": 256, "hidden": (), "k_sparse": 25}),
+        ModelSpec("denoising-ae", AutoencoderModule, "denoising autoencoder: 30% masking noise (Vincent et al. 2008)",
+                  {"latent_dim": 64, "corruption": "mask", "corruption_level": 0.3}),
+        ModelSpec("contractive-ae", AutoencoderModule, "contractive autoencoder: 256 sigmoid units (Rifai et al. 2011)",
+                  {"latent_dim": 256, "hidden": (), "latent_activation": "sigmoid", "contractive_weight": 0.1}),
+        ModelSpec("embedding-ae", AutoencoderModule,
+                  "autoencoder with Laplacian-eigenmap embedding regularisation (Yu et al. 2013)",
+                  {"embedding": "laplacian", "embedding_weight": 1.0}),
+        ModelSpec("gae", AutoencoderModule, "generalised autoencoder: reconstructs its 10 nearest neighbours (Wang et al. 2014)",
+                  {"neighbours": 10}),
+        ModelSpec("split-brain-ae", SplitBrainModule,
+                  "split-brain autoencoder: each half of the input predicts the other (Zhang et al. 2017)"),
     )
 }
 

@@ -18,8 +18,10 @@ from torch.distributions import Categorical, Distribution, Independent, MixtureS
 
 from ..config import ModelConfig
 from . import noise
+from ..errors import VaekitError
 from .likelihoods import LIKELIHOODS, full_precision
 from .networks import DenseNet, Decoder, Encoder
+from .regularizers import corrupt, init_weights
 from .priors import (LearnedPrior, gaussian_log_prob, gaussian_log_prob_from_eps, kl_to_standard_normal,
                      mixture_log_prob, standard_normal_log_prob)
 
@@ -41,9 +43,11 @@ class VAEModule(nn.Module):
         pairs = list(zip(self.sizes, self.sizes[1:]))
         self.up = nn.ModuleList(DenseNet(a, cfg.inner_hidden, 2 * b, cfg) for a, b in pairs)  # q(z_l+1 | z_l)
         self.down = nn.ModuleList(DenseNet(b, cfg.inner_hidden[::-1], 2 * a, cfg) for a, b in pairs)  # p(z_l | z_l+1)
+        _refuse_autoencoder_options(cfg)
         self.kl_scale = 1.0  # set by the trainer during KL warm-up; the loss weighs latent terms by beta * kl_scale
         self.learned_prior = None if cfg.prior == "standard" else LearnedPrior(
             cfg.prior, cfg.prior_components, cfg.latent_dim, self.shape, unit_interval=cfg.likelihood == "bernoulli")
+        init_weights(self, cfg.init)
 
     # -- the distributions of the public API (top latent; layers between follow their means) -----------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,13 +105,15 @@ class VAEModule(nn.Module):
         """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z_1) and the latent terms
         (KL(q(z|x) || p(z)); a one-sample estimate where it has no closed form)."""
         cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
+        x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training and cfg.corruption != "none" else x
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
-            mu, log_var = self.encode(x)
+            mu, log_var = self.encode(x_in)
             kl = kl_to_standard_normal(mu, log_var)  # (B,)
             z = torch.addcmul(mu, (0.5 * log_var).exp(), noise.randn(mu.shape, 0, mu))  # reparameterised, (B, D)
             rec = self.likelihood.nll(self.decoder(z), x)
             return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
-        nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1)  # (k, B), (k, B) or (B,)
+        q1 = self.encode(x_in) if x_in is not x else None  # a denoising VAE encodes the corrupted input
+        nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1, q1=q1)  # (k, B), (k, B) or (B,)
         if cfg.k == 1:
             rec, kl = nll[0], -log_ratio.expand_as(nll)[0]
             return {"loss": rec + weight * kl, "rec": rec, "kl": kl}
@@ -157,3 +163,12 @@ class VAEModule(nn.Module):
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _refuse_autoencoder_options(cfg: ModelConfig) -> None:
+    used = [name for name, off in (("latent_activation", "linear"), ("sparsity_weight", 0.0), ("k_sparse", 0),
+                                   ("contractive_weight", 0.0), ("embedding", "none"), ("neighbours", 0))
+            if getattr(cfg, name) != off]
+    if used:
+        raise VaekitError(f"{', '.join(used)} shape(s) a deterministic autoencoder's code; a VAE's code is a "
+                          f"Gaussian posterior. Use an autoencoder model (e.g. --model sparse-ae), or drop them")

@@ -26,8 +26,8 @@ class LossModule(nn.Module):
         super().__init__()
         self.module = module
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.module.loss(x)
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.module.loss(x) if target is None else self.module.loss(x, target)
 
 
 @dataclass(frozen=True)

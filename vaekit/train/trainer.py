@@ -96,12 +96,16 @@ class Trainer:
         return 1.0
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None, resume: bool = False) -> list[dict]:
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None, resume: bool = False,
+            targets: torch.Tensor | None = None) -> list[dict]:
+        """Train on x_train; with targets (one row per training example: labels, or what each example should
+        be reconstructed as), the module's loss is called as loss(x, target)."""
         c = self.cfg
         if len(x_train) == 0:
             raise VaekitError("the training split is empty; give at least one example")
-        x_train = x_train.to(self.device)
-        x_val = None if x_val is None or len(x_val) == 0 else x_val.to(self.device)
+        x_train = self._on_device(x_train)
+        targets = None if targets is None else self._on_device(targets)
+        x_val = None if x_val is None or len(x_val) == 0 else self._on_device(x_val)
         keep_freed_memory()
         torch.manual_seed(c.seed)
         self.shuffle_rng.manual_seed(c.seed)
@@ -117,7 +121,7 @@ class Trainer:
                 if c.patience is not None and self.state.bad_epochs >= c.patience:
                     break
                 t0 = time.perf_counter()
-                train_means = self._train_epoch(x_train, epoch, steps, bar)
+                train_means = self._train_epoch(x_train, targets, epoch, steps, bar)
                 row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_means.items()}}
                 if x_val is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate_losses(x_val).items()})
@@ -145,7 +149,7 @@ class Trainer:
         release_free_memory()
         return self.state.history
 
-    def _train_epoch(self, x: torch.Tensor, epoch: int, steps: int, bar) -> dict[str, float]:
+    def _train_epoch(self, x: torch.Tensor, targets, epoch: int, steps: int, bar) -> dict[str, float]:
         c, module, opt, scaler = self.cfg, self.module, self.optimizer, self.scaler
         module.train()
         perm = torch.randperm(len(x), generator=self.shuffle_rng, device=self.device)
@@ -159,7 +163,9 @@ class Trainer:
                 module.kl_scale = min(1.0, (epoch * steps + step + 1) / (c.kl_warmup_epochs * steps))
             idx = perm[step * c.batch_size:(step + 1) * c.batch_size]  # the global batch
             with self.dist.shard(len(idx)) as mine, self.autocast():
-                out = self.loss_fn(self.prepare(x.index_select(0, idx[mine])))  # per-example terms, each (B,)
+                xb = self.prepare(self._rows(x, idx[mine]))
+                out = (self.loss_fn(xb) if targets is None  # per-example terms, each (B,)
+                       else self.loss_fn(xb, to_unit_float(self._rows(targets, idx[mine]))))
             opt.zero_grad(set_to_none=True)
             # sum / (global batch / processes): DDP's average over processes is then the global batch mean
             loss = out["loss"].sum() / (len(idx) / self.dist.world_size)
@@ -183,6 +189,17 @@ class Trainer:
                 self.on_step(epoch, step)
         return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(x)).tolist()))
 
+    def _on_device(self, x):
+        """Tensors move to the device once; on-disk rows (data.DiskRows) are read batch by batch."""
+        return x.to(self.device) if isinstance(x, torch.Tensor) else x
+
+    def _rows(self, x, idx) -> torch.Tensor:
+        """Rows idx (a slice or an index tensor) of the data, as a tensor on the device."""
+        if isinstance(x, torch.Tensor):
+            return x[idx] if isinstance(idx, slice) else x.index_select(0, idx)
+        rows = x[idx if isinstance(idx, slice) else idx.cpu().numpy()]
+        return torch.from_numpy(rows).to(self.device, non_blocking=True)
+
     def prepare(self, xb: torch.Tensor) -> torch.Tensor:
         xb = to_unit_float(xb)
         return (noise.rand(xb.shape, 0, xb) < xb).to(xb.dtype) if self.cfg.binarize else xb
@@ -194,7 +211,7 @@ class Trainer:
         self.module.eval()
         sums = None
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
+            xb = self._rows(x, slice(i, i + batch_size))
             with self.dist.shard(len(xb)) as mine, self.autocast():
                 out = self.module.loss(self.prepare(xb[mine]))
             s = _term_sums(out)
@@ -206,7 +223,7 @@ class Trainer:
     def _monitor(self, x: torch.Tensor, n: int = 2000) -> dict:
         was_training = self.module.training
         self.module.eval()
-        out = self.monitor(self.module, to_unit_float(x[:n]))
+        out = self.monitor(self.module, to_unit_float(self._rows(x, slice(0, n))))
         self.module.train(was_training)
         return out
 

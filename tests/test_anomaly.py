@@ -1,0 +1,120 @@
+"""Anomaly detection on real data: thresholds, determinism, tables with bad input, one-class MNIST, the CLI."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from vaekit.anomaly import AnomalyDetector, auroc_auprc, load_detector
+from vaekit.cli import main
+from vaekit.errors import VaekitError
+from vaekit.tables import TableSchema, drop_missing, read_table
+from conftest import require_data
+
+FAST = dict(epochs=15, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def cardio():
+    path = require_data("anomaly", "adbench", "6_cardio.npz")
+    with np.load(path) as z:
+        return z["X"], z["y"]
+
+
+@pytest.fixture(scope="module")
+def telco_path():
+    return require_data("tabular", "telco-churn", "telco_churn_wa.csv")
+
+
+def test_contamination_threshold_flags_that_share_of_training_data(cardio):
+    x, _ = cardio
+    det = AnomalyDetector(contamination=0.1, **FAST).fit(x)
+    assert abs(det.labels_.mean() - 0.1) <= 1.5 / len(x)
+    np.testing.assert_array_equal(det.predict(x), det.labels_)
+
+
+def test_scores_are_deterministic_and_survive_save_load(cardio, tmp_path):
+    x, y = cardio
+    a = AnomalyDetector(**FAST).fit(x)
+    b = AnomalyDetector(**FAST).fit(x)
+    np.testing.assert_array_equal(a.decision_function(x), b.decision_function(x))
+    np.testing.assert_array_equal(a.decision_function(x), a.decision_scores_)
+    a.save(tmp_path / "det")
+    np.testing.assert_array_equal(load_detector(tmp_path / "det").decision_function(x), a.decision_scores_)
+    assert auroc_auprc(y, a.decision_scores_)["auroc"] > 0.7  # cardio's anomalies score higher
+
+
+@pytest.mark.parametrize("score", ["nll", "elbo", "reconstruction"])
+def test_every_score_ranks_real_anomalies_high(cardio, score):
+    x, y = cardio
+    scores = AnomalyDetector(score=score, **FAST).fit(x).decision_scores_
+    assert auroc_auprc(y, scores)["auroc"] > 0.7
+
+
+def test_feature_contributions_add_up_to_the_reconstruction_score(telco_path):
+    table, _ = drop_missing(read_table(telco_path, "churn"))
+    table.values = [v[:1500] for v in table.values]
+    det = AnomalyDetector(score="reconstruction", **FAST).fit(table)
+    names, contrib = det.feature_contributions(table)
+    assert names == [c for c in table.columns if c not in det.schema_.dropped]
+    np.testing.assert_allclose(contrib.sum(1), det.decision_scores_, rtol=1e-4)
+
+
+def test_table_preprocessing_fits_on_training_rows_only(telco_path):
+    table = read_table(telco_path, "churn")
+    with pytest.raises(VaekitError, match=r"11 rows have missing values .*total_charges \(11\).*--drop-missing"):
+        TableSchema.fit(table)
+    train, dropped = drop_missing(read_table(telco_path, "churn"))
+    assert len(dropped) == 11 and len(train) == 7032
+    train.values = [v[:1000] for v in train.values]
+    schema = TableSchema.fit(train)
+    assert set(schema.categorical["contract"]) == {"Month-to-month", "One year", "Two year"}
+    med, scale = schema.numeric["tenure"]
+    assert med == np.median(train.values[train.columns.index("tenure")])  # training rows only
+    x = schema.transform(train)
+    assert x.shape[1] == len(schema.feature_names()) and np.isfinite(x).all()
+
+
+def test_bad_tables_get_clear_errors(tmp_path, cardio):
+    det = AnomalyDetector(**FAST).fit(cardio[0])
+    with pytest.raises(VaekitError, match="lacks column"):
+        det.decision_function(cardio[0][:, :5])
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c\n1,2,x\n3,4\n")
+    with pytest.raises(VaekitError, match="data row 2 has 2 cells but the header has 3"):
+        read_table(path)
+    path.write_text("a,b,c\n1,7,x\n2,7,y\n3,7,x\n")
+    schema = TableSchema.fit(read_table(path))
+    assert schema.dropped == ["b"] and list(schema.numeric) == ["a"]  # the constant column is dropped, and said so
+    path.write_text("a,b,c\n1,7,x\nzz,7,y\n")
+    with pytest.raises(VaekitError, match="numeric in training but holds text"):
+        schema.transform(read_table(path))
+    with pytest.raises(VaekitError, match="contamination"):
+        AnomalyDetector(contamination=0.7).fit(cardio[0])
+
+
+def test_one_class_mnist_separates_an_unseen_digit(mnist):
+    xtr, ytr, xte, yte = mnist
+    det = AnomalyDetector(epochs=5, k=16, random_state=0).fit(xtr[ytr == 0][:3000])
+    keep = np.isin(yte, [0, 7])
+    scores = det.decision_function(xte[keep][:1000])
+    assert auroc_auprc((yte[keep][:1000] != 0).astype(int), scores)["auroc"] > 0.95
+
+
+def test_cli_fit_score_evaluate_on_a_real_csv(telco_path, tmp_path, capsys):
+    det = tmp_path / "det"
+    assert main(["anomaly", "fit", "--data", str(telco_path), "--label-column", "churn", "--out", str(det),
+                 "--epochs", "5"]) == 2
+    assert "--drop-missing" in capsys.readouterr().err
+    assert main(["anomaly", "fit", "--data", str(telco_path), "--label-column", "churn", "--drop-missing",
+                 "--out", str(det), "--epochs", "5"]) == 0
+    assert "dropped 11 rows" in capsys.readouterr().err
+    assert main(["anomaly", "score", str(det), "--data", str(telco_path), "--label-column", "churn",
+                 "--drop-missing", "--out", str(tmp_path / "s.csv")]) == 0
+    with open(tmp_path / "s.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 7032 and rows[0]["top_columns"].count(";") == 2
+    assert main(["anomaly", "evaluate", str(det), "--data", str(telco_path), "--label-column", "churn",
+                 "--drop-missing", "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert 0 <= metrics["auroc"] <= 1 and (tmp_path / "eval" / "roc.png").is_file() and (tmp_path / "eval" / "pr.png").is_file()

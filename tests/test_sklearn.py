@@ -1,0 +1,31 @@
+"""scikit-learn's own estimator checks over vaekit's estimators, and their use in Pipeline and GridSearchCV.
+
+The checks feed small random Gaussian tables, so they run with likelihood='gaussian': a Bernoulli
+likelihood refuses data outside [0, 1] by design (a ValueError that names the fix).
+"""
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import vaekit
+
+SMALL = dict(latent_dim=2, hidden=(8,), epochs=2, likelihood="gaussian", random_state=0)
+
+
+@parametrize_with_checks([vaekit.VAE(**SMALL), vaekit.Autoencoder(**SMALL)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_pipeline_and_grid_search_on_real_digits(mnist_small):
+    xtr, ytr, xte, yte = mnist_small
+    x = xtr.reshape(len(xtr), -1)[:1000].astype(np.float32)
+    pipe = Pipeline([("scale", MinMaxScaler()), ("vae", vaekit.VAE(hidden=(64,), epochs=3, random_state=0)),
+                     ("clf", LogisticRegression(max_iter=300))])
+    search = GridSearchCV(pipe, {"vae__latent_dim": [2, 8]}, cv=2).fit(x, ytr[:1000])
+    assert search.best_params_["vae__latent_dim"] == 8  # 8-D codes separate digits better than 2-D ones
+    assert search.score(xte.reshape(len(xte), -1).astype(np.float32), yte) > 0.6

@@ -1,0 +1,189 @@
+"""Anomaly detection with the autoencoder family, in PyOD's shape.
+
+Train on (mostly) normal data; score what the model finds unlikely. `AnomalyDetector.fit(X)`, then
+`decision_function(X)` (higher = more anomalous), `predict(X)` (1 = anomaly, by `threshold_`),
+`decision_scores_` and `labels_` on the training data. Scores:
+- 'nll': -log p(x), importance-sampled with k samples (VAEs);
+- 'elbo': the negative ELBO, averaged over samples (VAEs);
+- 'reconstruction': -log p(x | z = E[z|x]), the reconstruction error at the posterior mean (any model).
+Images (uint8, or arrays of 3 or more axes) use a Bernoulli likelihood on pixels; tables (2-D arrays or
+vaekit.tables.Table) a Gaussian one on robustly scaled features (tables.TableSchema), and per-feature
+contributions name the columns behind a score.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from .. import estimators
+from ..errors import VaekitError
+from ..io import atomic_write_json, read_json
+from ..tables import Table, TableSchema
+from ..train import to_unit_float
+from . import SCORES
+
+DETECTOR_FILE = "detector.json"
+
+
+class AnomalyDetector(BaseEstimator):
+    """An autoencoder-family model turned anomaly detector (parameters: see the module docstring).
+
+    model: a registry name; latent_dim / hidden / epochs: None picks sizes from the data (tables: a code of
+    a quarter of the features, 2 to 16 units; images: 16 units); params: further model or training options.
+    """
+
+    def __init__(self, model="vae", score="nll", contamination=0.1, k=64, latent_dim=None, hidden=None,
+                 epochs=None, batch_size=128, lr=1e-3, params=None, random_state=None, verbose=False):
+        self.model, self.score, self.contamination, self.k = model, score, contamination, k
+        self.latent_dim, self.hidden, self.epochs, self.batch_size, self.lr = latent_dim, hidden, epochs, batch_size, lr
+        self.params, self.random_state, self.verbose = params, random_state, verbose
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        if self.score not in SCORES:
+            raise VaekitError(f"the 'score' parameter of AnomalyDetector must be one of {list(SCORES)}; got {self.score!r}")
+        if not 0 < self.contamination < 0.5:
+            raise VaekitError(f"the 'contamination' parameter of AnomalyDetector must be a float in (0, 0.5); "
+                              f"got {self.contamination!r}")
+        x = self._features(X, fitting=True)
+        self.estimator_ = estimators.estimator_for(self.model, **self._model_params(x))
+        if self.score != "reconstruction" and not isinstance(self.estimator_, estimators.VAE):
+            raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
+                              f"score='reconstruction', or a VAE model")
+        self.estimator_.fit(x)
+        self.decision_scores_ = self.decision_function(X)
+        self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        return self
+
+    def _model_params(self, x: np.ndarray) -> dict:
+        seed = 0 if self.random_state is None else int(self.random_state)
+        params = {"random_state": seed, "batch_size": self.batch_size, "lr": self.lr, "verbose": self.verbose}
+        if self.kind_ == "table":
+            d = x.shape[1]
+            params.update(likelihood="gaussian", latent_dim=self.latent_dim or int(np.clip(d // 4, 2, 16)),
+                          hidden=self.hidden or (max(32, 2 * d),) * 2,
+                          epochs=self.epochs or int(np.clip(6000 * self.batch_size // max(len(x), 1), 20, 400)))
+        else:
+            params.update(latent_dim=self.latent_dim or 16, hidden=self.hidden or (400,), epochs=self.epochs or 30)
+        return {**params, **(self.params or {})}
+
+    def _features(self, X, fitting: bool = False) -> np.ndarray:
+        """Model input: pixels as they are for images; schema-scaled features for tables."""
+        if fitting:
+            self.kind_ = "table" if isinstance(X, Table) or (np.asarray(X).ndim == 2 and np.asarray(X).dtype != np.uint8) \
+                else "image"
+            if self.kind_ == "table":
+                table = X if isinstance(X, Table) else _as_table(np.asarray(X))
+                self.schema_ = TableSchema.fit(table)
+        if self.kind_ == "image":
+            if isinstance(X, Table):
+                raise VaekitError("this detector was fitted on images; score images with it, not a table")
+            return np.asarray(X)
+        table = X if isinstance(X, Table) else _as_table(np.asarray(X))
+        return self.schema_.transform(table)
+
+    # -- scoring --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decision_function(self, X) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous; deterministic for a fixed random_state."""
+        self._check_fitted()
+        est = self.estimator_
+        x = to_unit_float(est._as_tensor(self._features(X))).float()
+        module = est.module_
+        module.eval()
+        dev = est._device()
+        out = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
+            for i in range(0, len(x), 256):
+                xb = x[i:i + 256].to(dev)
+                if self.score == "nll":
+                    s = -module.iw_log_likelihood(xb, self.k)
+                elif self.score == "elbo":
+                    nll, log_ratio = module.bound_terms(xb, self.k, analytic_top=True)
+                    s = (nll - log_ratio.expand_as(nll)).mean(0)
+                else:
+                    s = self._reconstruction_terms(xb).flatten(1).sum(1)
+                out.append(s.cpu())
+        return torch.cat(out).double().numpy()
+
+    def _reconstruction_terms(self, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x_d | z = E[z|x]) for every input dimension d: (B, *shape)."""
+        module = self.estimator_.module_
+        params = module.generative(module.inference(x).mean)
+        return -params.base_dist.log_prob(x)
+
+    def predict(self, X) -> np.ndarray:
+        """1 for anomalies (score above threshold_), 0 for inliers."""
+        return (self.decision_function(X) > self.threshold_).astype(int)
+
+    def set_threshold(self, X_normal=None, *, fpr: float | None = None, contamination: float | None = None):
+        """Re-place threshold_: at a false-positive rate on normal validation data X_normal, or at a
+        contamination rate of the training data."""
+        self._check_fitted()
+        if fpr is not None:
+            if X_normal is None or not 0 < fpr < 1:
+                raise VaekitError("set_threshold(X_normal, fpr=...) needs normal validation data and 0 < fpr < 1")
+            self.threshold_ = float(np.quantile(self.decision_function(X_normal), 1 - fpr))
+        elif contamination is not None:
+            self.threshold_ = float(np.quantile(self.decision_scores_, 1 - contamination))
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        return self
+
+    @torch.no_grad()
+    def feature_contributions(self, X) -> tuple[list[str], np.ndarray]:
+        """(names, (N, n) array): each table column's share of the reconstruction error (one-hot blocks
+        summed into their column); for images, each pixel's."""
+        self._check_fitted()
+        est = self.estimator_
+        x = to_unit_float(est._as_tensor(self._features(X))).float()
+        terms = torch.cat([self._reconstruction_terms(x[i:i + 512]).flatten(1) for i in range(0, len(x), 512)])
+        terms = terms.double().numpy()
+        if self.kind_ == "image":
+            return [f"pixel{j}" for j in range(terms.shape[1])], terms
+        groups = self.schema_.feature_groups()
+        return [g for g, _ in groups], np.stack([terms[:, s].sum(1) for _, s in groups], axis=1)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, directory) -> Path:
+        self._check_fitted()
+        directory = Path(directory)
+        self.estimator_.save(directory)
+        atomic_write_json(directory / DETECTOR_FILE, {
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+            "kind": self.kind_, "threshold": self.threshold_,
+            "schema": self.schema_.to_dict() if self.kind_ == "table" else None})
+        return directory
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "estimator_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this AnomalyDetector is not fitted yet; call fit(X) first")
+
+
+def load_detector(directory) -> AnomalyDetector:
+    """A saved detector: JSON and safetensors only, no code runs."""
+    directory = Path(directory)
+    if not (directory / DETECTOR_FILE).is_file():
+        raise VaekitError(f"{directory} is not a saved anomaly detector: it has no {DETECTOR_FILE}")
+    doc = read_json(directory / DETECTOR_FILE)
+    det = AnomalyDetector(**{k: tuple(v) if k == "hidden" and v is not None else v for k, v in doc["params"].items()})
+    det.estimator_ = estimators.load(directory)
+    det.kind_, det.threshold_ = doc["kind"], doc["threshold"]
+    if doc["schema"] is not None:
+        det.schema_ = TableSchema.from_dict(doc["schema"])
+    return det
+
+
+def _as_table(x: np.ndarray) -> Table:
+    if x.ndim != 2:
+        raise VaekitError(f"a table is (rows, columns); got shape {x.shape}")
+    return Table([f"x{j}" for j in range(x.shape[1])], [x[:, j].astype(np.float64) for j in range(x.shape[1])])
+
+
+__all__ = ["AnomalyDetector", "load_detector"]
