@@ -118,3 +118,11 @@ def test_cli_fit_score_evaluate_on_a_real_csv(telco_path, tmp_path, capsys):
                  "--drop-missing", "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert 0 <= metrics["auroc"] <= 1 and (tmp_path / "eval" / "roc.png").is_file() and (tmp_path / "eval" / "pr.png").is_file()
+
+
+def test_a_score_does_not_depend_on_what_else_is_scored(cardio):
+    x, _ = cardio
+    det = AnomalyDetector(**FAST).fit(x)
+    whole = det.decision_function(x)
+    order = np.random.default_rng(0).permutation(len(x))[:300]
+    np.testing.assert_allclose(det.decision_function(x[order]), whole[order], rtol=1e-6)

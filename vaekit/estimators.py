@@ -14,9 +14,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .config import ModelConfig, TrainConfig
 from .data import DiskRows, to_model_layout
+from .data.files import refuse_sparse
 from .errors import VaekitError
 from .latent import interpolate_codes
-from .models import AutoencoderModule, SplitBrainModule, VAEModule, get_spec
+from .models import AutoencoderModule, SplitBrainModule, VAEModule, get_spec, noise
 from .runs import CONFIG_FILE, encode_means, fit_module, load_module, write_config
 from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
@@ -86,15 +87,23 @@ class LatentModel(TransformerMixin, BaseEstimator):
         return self.inverse_transform(interpolate_codes(z[0], z[1], steps, method))
 
     @torch.no_grad()
-    def score_samples(self, X) -> np.ndarray:
-        """Per-example ELBO (VAE) or log p(x|f(x)) (autoencoder), in nats: higher is more typical."""
+    def score_samples(self, X, n_samples: int = 16) -> np.ndarray:
+        """Per-example ELBO (VAE; the mean of n_samples one-sample estimates, closed-form KL where there is one)
+        or log p(x|f(x)) (autoencoder), in nats: higher is more typical. Each example's noise is its own, so
+        its score does not depend on the batch, order or subset it comes in."""
         x = self._as_tensor(X)
-        self.module_.eval()
+        module, dev = self.module_, self._device()
+        module.eval()
+        seed = 0 if self.random_state is None else int(self.random_state)
         out = []
         for i in range(0, len(x), 1000):
-            losses = self.module_.loss(to_unit_float(x[i:i + 1000]))
-            elbo = -(losses["rec"] + losses["kl"]) if "kl" in losses else -losses["rec"]
-            out.append(elbo)
+            xb = to_unit_float(x[i:i + 1000].to(dev))
+            if isinstance(module, VAEModule):
+                with noise.per_example(noise.example_seeds(xb, seed)):
+                    nll, log_ratio = module.bound_terms(xb, n_samples, analytic_top=True)
+                out.append(-(nll - log_ratio.expand_as(nll)).mean(0))
+            else:
+                out.append(-module.loss(xb)["rec"])
         return torch.cat(out).cpu().numpy()
 
     def score(self, X, y=None) -> float:
@@ -119,10 +128,12 @@ class LatentModel(TransformerMixin, BaseEstimator):
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         name = type(self).__name__
+        refuse_sparse(X)
         raw = np.asarray(X)
         if raw.ndim == 1:
             raise VaekitError(f"{name} expects a 2-D array (n_samples, n_features) or images; got a 1-D array "
-                              f"of shape {raw.shape}. Reshape with X.reshape(-1, 1) or X.reshape(1, -1)")
+                              f"of shape {raw.shape}. Reshape your data: X.reshape(-1, 1) for one feature, "
+                              f"X.reshape(1, -1) for one example")
         x = to_model_layout(raw, "X")
         if fitting:
             self.input_shape_ = tuple(x.shape[1:])

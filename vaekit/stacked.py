@@ -33,6 +33,9 @@ class _Act(nn.Module):
 
 def encoder_blocks(module: AutoencoderModule) -> list[nn.Sequential]:
     """The encoder as blocks, each starting at a Linear (with its batch norm, activation, dropout)."""
+    if not isinstance(module, AutoencoderModule):
+        raise VaekitError("layer-wise pretraining stacks autoencoders, and a VAE's encoder outputs a distribution: "
+                          "use an autoencoder model (e.g. --model stacked-ae) or drop layerwise_epochs")
     if module.cfg.architecture != "mlp":
         raise VaekitError("layer-wise pretraining stacks dense layers: use architecture='mlp'")
     blocks: list[list[nn.Module]] = []

@@ -12,6 +12,7 @@ contributions name the columns behind a score.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.base import BaseEstimator
 
 from .. import estimators
 from ..errors import VaekitError
+from ..models import noise
 from ..io import atomic_write_json, read_json
 from ..tables import Table, TableSchema
 from ..train import to_unit_float
@@ -89,20 +91,23 @@ class AnomalyDetector(BaseEstimator):
     # -- scoring --------------------------------------------------------------------------------
     @torch.no_grad()
     def decision_function(self, X) -> np.ndarray:
-        """Anomaly scores, higher = more anomalous; deterministic for a fixed random_state."""
+        """Anomaly scores, higher = more anomalous: deterministic for a fixed random_state, and the same for
+        an example whatever else is scored with it."""
         self._check_fitted()
         est = self.estimator_
         x = to_unit_float(est._as_tensor(self._features(X))).float()
         module = est.module_
         module.eval()
         dev = est._device()
+        seed = 0 if self.random_state is None else int(self.random_state)
+        # all k samples of a batch in one block, so each example's noise is drawn in one piece: its own
+        batch = max(1, min(256, 2 ** 24 // (self.k * math.prod(x.shape[1:]))))
         out = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
-            for i in range(0, len(x), 256):
-                xb = x[i:i + 256].to(dev)
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch].to(dev)
+            with noise.per_example(noise.example_seeds(xb, seed)):  # a score never depends on its batch
                 if self.score == "nll":
-                    s = -module.iw_log_likelihood(xb, self.k)
+                    s = -module.iw_log_likelihood(xb, self.k, max_elements=self.k * xb[0].numel() * len(xb))
                 elif self.score == "elbo":
                     nll, log_ratio = module.bound_terms(xb, self.k, analytic_top=True)
                     s = (nll - log_ratio.expand_as(nll)).mean(0)

@@ -106,11 +106,17 @@ def load_array_file(path: str | Path):
     return x, y
 
 
+def refuse_sparse(x, name: str = "X") -> None:
+    if hasattr(x, "toarray") and hasattr(x, "nnz"):  # scipy.sparse matrices and arrays
+        raise VaekitError(f"{name} is sparse; sparse input is not supported: pass {name}.toarray()")
+
+
 def check_array(x: np.ndarray, name: str = "X") -> np.ndarray:
     """Numeric, non-empty, finite: else a VaekitError naming the first bad row."""
-    if hasattr(x, "toarray") and hasattr(x, "nnz"):  # scipy.sparse
-        raise VaekitError(f"{name} is a sparse matrix; sparse input is not supported: pass {name}.toarray()")
+    refuse_sparse(x, name)
     x = np.asarray(x)
+    if np.iscomplexobj(x):
+        raise VaekitError(f"{name}: Complex data not supported; pass the real part, or magnitude and phase as features")
     if x.dtype == bool:
         x = x.astype(np.uint8)
     elif x.dtype == object:  # numbers held as Python objects; anything else raises TypeError here
@@ -119,6 +125,8 @@ def check_array(x: np.ndarray, name: str = "X") -> np.ndarray:
         raise VaekitError(f"{name} has dtype {x.dtype}; expected numbers (uint8 images or floats)")
     if x.ndim < 2 or len(x) == 0:
         raise VaekitError(f"{name} has shape {x.shape}; expected (n_examples, features...) with n_examples >= 1")
+    if x[0].size == 0:  # scikit-learn's wording
+        raise VaekitError(f"{name}: Found array with 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")
     if np.issubdtype(x.dtype, np.floating):
         bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
         if bad.any():

@@ -5,14 +5,20 @@ slice only, a 2-process run would see other noise than a 1-process run with the 
 while a distributed trainer runs a step (`batch_shard`), every process draws the noise of the whole
 global batch from the same seeded stream and keeps its own rows: the run is the same whatever the
 number of processes. Outside a step, or in one process, these are plain torch draws.
+
+Scores (score_samples, anomaly scores) use `per_example` instead: each example's noise comes from its
+own generator, seeded by a hash of its bytes, so its score does not depend on the batch, order or
+subset it is scored in.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 import torch
 
 _shard: tuple[int, int] | None = None  # (global batch size, offset of this process's rows)
+_per_example: dict | None = None  # {"seeds": one int per example, "draws": draws made so far}
 
 
 @contextlib.contextmanager
@@ -25,8 +31,34 @@ def batch_shard(global_size: int, offset: int):
         _shard = previous
 
 
+@contextlib.contextmanager
+def per_example(seeds: list[int]):
+    """Inside: example b's noise comes from a generator seeded by seeds[b] and the draw's index."""
+    global _per_example
+    previous, _per_example = _per_example, {"seeds": seeds, "draws": 0}
+    try:
+        yield
+    finally:
+        _per_example = previous
+
+
+def example_seeds(x: torch.Tensor, seed: int) -> list[int]:
+    """A seed per example from a keyed hash of its bytes: the same example gets the same noise anywhere."""
+    key = int(seed).to_bytes(8, "little", signed=True)
+    rows = x.detach().reshape(len(x), -1).contiguous().cpu().numpy()
+    return [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8, key=key).digest(), "little") >> 1 for r in rows]
+
+
 def _draw(fn, shape, batch_dim: int, like: torch.Tensor) -> torch.Tensor:
     shape = list(shape)
+    if _per_example is not None:
+        n = shape.pop(batch_dim)
+        seeds, draw = _per_example["seeds"], _per_example["draws"]
+        if n != len(seeds):
+            raise ValueError(f"per-example noise for {len(seeds)} examples, asked for a batch of {n}")
+        _per_example["draws"] += 1
+        rows = [fn(shape, generator=torch.Generator().manual_seed((s + 1_000_003 * draw) % 2 ** 63)) for s in seeds]
+        return torch.stack(rows, dim=batch_dim).to(like.device, like.dtype)
     if _shard is None:
         return fn(shape, device=like.device, dtype=like.dtype)
     global_size, offset = _shard

@@ -207,8 +207,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate_losses(self, x: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
         """Mean of each per-example loss term over x, in eval mode (each process takes its rows)."""
-        was_training = self.module.training
+        was_training, kl_scale = self.module.training, getattr(self.module, "kl_scale", None)
         self.module.eval()
+        if kl_scale is not None:
+            self.module.kl_scale = 1.0  # validation scores the true bound, also during KL warm-up
         sums = None
         for i in range(0, len(x), batch_size):
             xb = self._rows(x, slice(i, i + batch_size))
@@ -217,6 +219,8 @@ class Trainer:
             s = _term_sums(out)
             sums = s if sums is None else sums + s
         self.module.train(was_training)
+        if kl_scale is not None:
+            self.module.kl_scale = kl_scale
         return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(x)).tolist()))
 
     @torch.no_grad()
