@@ -126,3 +126,16 @@ def test_a_score_does_not_depend_on_what_else_is_scored(cardio):
     whole = det.decision_function(x)
     order = np.random.default_rng(0).permutation(len(x))[:300]
     np.testing.assert_allclose(det.decision_function(x[order]), whole[order], rtol=1e-6)
+
+
+def test_entropy_correction_subtracts_the_pixels_own_entropy(mnist_small):
+    xtr = mnist_small[0][:600]
+    det = AnomalyDetector(score="reconstruction", epochs=2, random_state=0).fit(xtr)
+    x = mnist_small[2][:50]
+    corrected = det.decision_function(x)
+    det.entropy_correction = False
+    raw = det.decision_function(x)
+    p = np.clip(x.reshape(50, -1) / 255.0, 1e-7, 1 - 1e-7)
+    entropy = -(p * np.log(p) + (1 - p) * np.log1p(-p)).sum(1)
+    np.testing.assert_allclose(raw - corrected, entropy, rtol=1e-4)
+    assert (corrected > -1e-3).all()  # a KL divergence: never below zero
