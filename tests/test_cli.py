@@ -145,3 +145,18 @@ def test_loading_another_models_weights_is_refused(run, tmp_path, capsys):
     (other / "config.json").write_text(json.dumps(cfg))
     _fails(["sample", str(other), "--out", str(tmp_path / "s.png")], capsys, "do not fit this model")
     _fails(["sample", str(tmp_path), "--out", str(tmp_path / "s.png")], capsys, "not a vaekit model folder")
+
+
+def test_images_keep_their_scale_in_a_grid(tmp_path):
+    """uint8 images are 0-255; an unbounded decoder's floats a little over 1 are still [0, 1] images."""
+    from vaekit import plots
+
+    rng = np.random.default_rng(0)
+    floats = rng.random((4, 28, 28)).astype(np.float32)
+    floats[0, 0, 0] = 1.07  # a linear decoder overshoots
+    shown = plots.as_images(floats)
+    assert shown.max() == 1.0 and np.allclose(shown[1:], floats[1:])
+    assert np.allclose(plots.as_images((floats[1:] * 255).astype(np.uint8)), floats[1:], atol=1 / 255)
+    plots.image_grid(floats, tmp_path / "g.png", ncol=2)
+    with Image.open(tmp_path / "g.png") as im:
+        assert np.asarray(im).mean() > 100  # mean pixel ~0.5 on white padding, not a black sheet

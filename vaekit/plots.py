@@ -27,7 +27,8 @@ def _save_figure(fig, path) -> None:
 
 def as_images(x: np.ndarray) -> np.ndarray:
     """(N, C, H, W) or (N, H, W) -> (N, H, W[, 3]) floats in [0, 1]; flat vectors of square length become squares."""
-    x = np.asarray(x, dtype=np.float32)
+    raw = np.asarray(x)
+    x = raw.astype(np.float32)
     if x.ndim == 2:
         side = int(round(math.sqrt(x.shape[1])))
         if side * side != x.shape[1]:
@@ -36,7 +37,8 @@ def as_images(x: np.ndarray) -> np.ndarray:
     if x.ndim == 3:
         x = x[:, None]
     x = x[:, 0] if x.shape[1] == 1 else x[:, :3].transpose(0, 2, 3, 1)
-    if x.max() > 1.0 + 1e-6:
+    # integers are 0-255; floats a little over 1 are an unbounded decoder's [0, 1] output, not 0-255
+    if np.issubdtype(raw.dtype, np.integer) or x.max() > 2.0:
         x = x / 255.0
     return np.clip(x, 0.0, 1.0)
 
