@@ -97,7 +97,7 @@ def run_dataset(dataset: str, args, out_dir: Path) -> list[dict]:
 def write_markdown(results: dict, args, path: Path) -> None:
     lines = ["# The autoencoder family on MNIST and Fashion-MNIST", "",
              f"Written by `python benchmarks/autoencoder_report.py --epochs {args.epochs} --train-size {args.train_size}` "
-             f"(torch {torch.__version__}, {torch.get_num_threads()} threads). Each model: registry defaults, "
+             f"(torch {torch.__version__}, torch threads: {torch.get_num_threads()}). Each model: registry defaults, "
              f"{args.epochs} epochs on the first {args.train_size} training images; measured on the 10,000 test images.",
              "Reconstruction: MSE per pixel. Probe / kNN: test accuracy of logistic regression / 5-NN on the codes. "
              "Sparsity: Hoyer's measure (0 dense, 1 one-hot). Denoised PSNR: reconstruction of test images with "

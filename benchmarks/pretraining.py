@@ -60,7 +60,7 @@ def main(argv=None):
                 print(json.dumps(rows[-1]), flush=True)
     lines = ["# Greedy layer-wise pretraining with few labels (MNIST)", "",
              f"Written by `python benchmarks/pretraining.py` (torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads). A stacked denoising autoencoder 784-500-500 (`stacked-ae`: "
+             f"torch threads: {torch.get_num_threads()}). A stacked denoising autoencoder 784-500-500 (`stacked-ae`: "
              f"20% masking noise, sigmoid code) is pretrained on the 60,000 unlabelled training images: "
              f"{args.layerwise_epochs} epochs per layer, then {args.epochs} epochs of the whole network "
              f"({pretrain_s / 60:.1f} min). Its encoder plus a softmax layer is fine-tuned end to end on N labelled "
