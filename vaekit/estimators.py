@@ -75,7 +75,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
     def sample(self, n: int = 1, random_state: int | None = None) -> np.ndarray:
         """n new examples: z from the prior, decoded to their means."""
         self._check_fitted()
-        gen = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
+        gen = torch.Generator().manual_seed(seed_of(random_state))
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(gen.get_state())
             z = self.module_.prior().sample((int(n),))
@@ -94,14 +94,13 @@ class LatentModel(TransformerMixin, BaseEstimator):
         x = self._as_tensor(X)
         module, dev = self.module_, self._device()
         module.eval()
-        seed = 0 if self.random_state is None else int(self.random_state)
+        seed = seed_of(self.random_state)
         out = []
         for i in range(0, len(x), 1000):
             xb = to_unit_float(x[i:i + 1000].to(dev))
             if isinstance(module, VAEModule):
                 with noise.per_example(noise.example_seeds(xb, seed)):
-                    nll, log_ratio = module.bound_terms(xb, n_samples, analytic_top=True)
-                out.append(-(nll - log_ratio.expand_as(nll)).mean(0))
+                    out.append(-module.neg_elbo(xb, n_samples))
             else:
                 out.append(-module.loss(xb)["rec"])
         return torch.cat(out).cpu().numpy()
@@ -211,6 +210,11 @@ class Autoencoder(LatentModel):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
+
+
+def seed_of(random_state) -> int:
+    """The seed a random_state stands for: None means 0, so unseeded runs are reproducible too."""
+    return 0 if random_state is None else int(random_state)
 
 
 ESTIMATOR_OF_MODULE = {VAEModule: VAE, AutoencoderModule: Autoencoder, SplitBrainModule: Autoencoder}

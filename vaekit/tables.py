@@ -30,6 +30,14 @@ class Table:
     def __len__(self) -> int:
         return len(self.values[0]) if self.values else 0
 
+    @classmethod
+    def from_array(cls, x: np.ndarray, label: np.ndarray | None = None, source: str = "X") -> Table:
+        """A numeric (rows, columns) array as a table with columns x0, x1, ..."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2:
+            raise VaekitError(f"{source}: a table is (rows, columns); got shape {x.shape}")
+        return cls([f"x{j}" for j in range(x.shape[1])], [x[:, j] for j in range(x.shape[1])], label)
+
 
 def _parse_column(raw: list[str]) -> np.ndarray:
     """float64 if every non-missing cell is a number (missing -> NaN), else stripped strings (missing -> None)."""
@@ -87,9 +95,7 @@ def read_table(path, label_column: str | None = None) -> Table:
                 raise VaekitError(f"{path} holds {list(z.keys())}; expected the table under X (and labels under y)")
             x = np.asarray(z[key], dtype=np.float64)
             y = np.asarray(z["y"]).astype(np.int64) if "y" in z else None
-        if x.ndim != 2:
-            raise VaekitError(f"{path}: X has shape {x.shape}; a table is (rows, columns)")
-        return Table([f"x{j}" for j in range(x.shape[1])], [x[:, j] for j in range(x.shape[1])], y)
+        return Table.from_array(x, y, source=f"{path}: {key}")
     raise VaekitError(f"cannot read {path} as a table: expected a .csv or an .npz file")
 
 

@@ -66,14 +66,12 @@ class AnomalyDetector(BaseEstimator):
                               f"score='reconstruction', or a VAE model")
         self.estimator_.fit(x)
         self.decision_scores_ = self.decision_function(X)
-        self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
-        return self
+        return self.set_threshold(contamination=self.contamination)
 
     def _model_params(self, x: np.ndarray) -> dict:
-        seed = 0 if self.random_state is None else int(self.random_state)
-        params = {"random_state": seed, "batch_size": self.batch_size, "lr": self.lr, "verbose": self.verbose,
-                  "clip_norm": 10.0}  # a few extreme rows must not blow a step up
+        # clip_norm: a few extreme rows must not blow a step up
+        params = {"random_state": estimators.seed_of(self.random_state), "batch_size": self.batch_size,
+                  "lr": self.lr, "verbose": self.verbose, "clip_norm": 10.0}
         if self.kind_ == "table":
             d = x.shape[1]
             params.update(likelihood="mse", latent_dim=self.latent_dim or int(np.clip(d // 4, 2, 16)),
@@ -86,17 +84,19 @@ class AnomalyDetector(BaseEstimator):
     def _features(self, X, fitting: bool = False) -> np.ndarray:
         """Model input: pixels as they are for images; schema-scaled features for tables."""
         if fitting:
-            self.kind_ = "table" if isinstance(X, Table) or (np.asarray(X).ndim == 2 and np.asarray(X).dtype != np.uint8) \
-                else "image"
+            raw = X if isinstance(X, Table) else np.asarray(X)
+            self.kind_ = "table" if isinstance(X, Table) or (raw.ndim == 2 and raw.dtype != np.uint8) else "image"
             if self.kind_ == "table":
-                table = X if isinstance(X, Table) else _as_table(np.asarray(X))
-                self.schema_ = TableSchema.fit(table)
+                self.schema_ = TableSchema.fit(X if isinstance(X, Table) else Table.from_array(X))
         if self.kind_ == "image":
             if isinstance(X, Table):
                 raise VaekitError("this detector was fitted on images; score images with it, not a table")
             return np.asarray(X)
-        table = X if isinstance(X, Table) else _as_table(np.asarray(X))
-        return self.schema_.transform(table)
+        return self.schema_.transform(X if isinstance(X, Table) else Table.from_array(X))
+
+    def _input(self, X) -> torch.Tensor:
+        """The model's input for X: unit-scaled float32 on the CPU."""
+        return to_unit_float(self.estimator_._as_tensor(self._features(X))).float()
 
     # -- scoring --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -104,12 +104,11 @@ class AnomalyDetector(BaseEstimator):
         """Anomaly scores, higher = more anomalous: deterministic for a fixed random_state, and the same for
         an example whatever else is scored with it."""
         self._check_fitted()
-        est = self.estimator_
-        x = to_unit_float(est._as_tensor(self._features(X))).float()
-        module = est.module_
+        x = self._input(X)
+        module = self.estimator_.module_
         module.eval()
-        dev = est._device()
-        seed = 0 if self.random_state is None else int(self.random_state)
+        dev = self.estimator_._device()
+        seed = estimators.seed_of(self.random_state)
         # all k samples of a batch in one block, so each example's noise is drawn in one piece: its own
         batch = max(1, min(256, 2 ** 24 // (self.k * math.prod(x.shape[1:]))))
         out = []
@@ -119,8 +118,7 @@ class AnomalyDetector(BaseEstimator):
                 if self.score == "nll":
                     s = -module.iw_log_likelihood(xb, self.k, max_elements=self.k * xb[0].numel() * len(xb))
                 elif self.score == "elbo":
-                    nll, log_ratio = module.bound_terms(xb, self.k, analytic_top=True)
-                    s = (nll - log_ratio.expand_as(nll)).mean(0)
+                    s = module.neg_elbo(xb, self.k)
                 else:
                     s = self._reconstruction_terms(xb).flatten(1).sum(1)
             if self.score != "reconstruction" and self._bernoulli_floor():  # reconstruction terms subtract their own
@@ -160,8 +158,7 @@ class AnomalyDetector(BaseEstimator):
         """(names, (N, n) array): each table column's share of the reconstruction error (one-hot blocks
         summed into their column); for images, each pixel's."""
         self._check_fitted()
-        est = self.estimator_
-        x = to_unit_float(est._as_tensor(self._features(X))).float()
+        x = self._input(X)
         terms = torch.cat([self._reconstruction_terms(x[i:i + 512]).flatten(1) for i in range(0, len(x), 512)])
         terms = terms.double().numpy()
         if self.kind_ == "image":
@@ -205,12 +202,6 @@ def bernoulli_entropy(x: torch.Tensor) -> torch.Tensor:
     """H(Bernoulli(x)) per element: the floor of the cross-entropy -x log p - (1 - x) log(1 - p)."""
     p = x.clamp(1e-7, 1 - 1e-7)
     return -(p * p.log() + (1 - p) * (-p).log1p())
-
-
-def _as_table(x: np.ndarray) -> Table:
-    if x.ndim != 2:
-        raise VaekitError(f"a table is (rows, columns); got shape {x.shape}")
-    return Table([f"x{j}" for j in range(x.shape[1])], [x[:, j].astype(np.float64) for j in range(x.shape[1])])
 
 
 __all__ = ["AnomalyDetector", "load_detector"]

@@ -147,6 +147,12 @@ class VAEModule(nn.Module):
             log_ratio = log_ratio + self.log_prior(zs[-1])
         return self.likelihood.nll(self.decoder(zs[0]), x), log_ratio
 
+    def neg_elbo(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """-ELBO per example (B,): the mean of n_samples one-sample estimates, the top KL in closed form
+        where it has one."""
+        nll, log_ratio = self.bound_terms(x, n_samples, analytic_top=True)
+        return (nll - log_ratio.expand_as(nll)).mean(0)
+
     def iw_log_likelihood(self, x: torch.Tensor, k: int, max_elements: int = 2 ** 24) -> torch.Tensor:
         """log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): (B,). k=1 is a one-sample ELBO.
 
