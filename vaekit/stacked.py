@@ -62,7 +62,7 @@ class _ShallowAE(nn.Module):
         self.shape, self.corruption, self.level = shape, corruption, level
 
     def loss(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
-        h_in = corrupt(h, self.corruption, self.level) if self.training and self.corruption != "none" else h
+        h_in = corrupt(h, self.corruption, self.level) if self.training else h
         params = self.mirror(self.block(h_in.flatten(1))).view(len(h), *self.shape)
         rec = self.likelihood.nll(params, h)
         return {"loss": rec, "rec": rec}

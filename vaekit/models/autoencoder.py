@@ -87,7 +87,7 @@ class AutoencoderModule(CodePrior):
     def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{'loss', 'rec', and each active penalty}, every one (B,)."""
         c = self.cfg
-        x_in = corrupt(x, c.corruption, c.corruption_level) if self.training and c.corruption != "none" else x
+        x_in = corrupt(x, c.corruption, c.corruption_level) if self.training else x
         a, z = self.code(x_in)
         rec = self.likelihood.nll(self.decoder(z), x if target is None else target)  # (B,)
         terms, loss = {"rec": rec}, rec
@@ -173,7 +173,7 @@ class SplitBrainModule(CodePrior):
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.cfg
-        x_in = corrupt(x, c.corruption, c.corruption_level) if self.training and c.corruption != "none" else x
+        x_in = corrupt(x, c.corruption, c.corruption_level) if self.training else x
         x1, x2 = self._parts(x)
         z = self.code(x_in)
         rec2 = self.lik2.nll(self.dec1(z[:, :self.half]), x2)  # part 2 predicted from part 1

@@ -26,7 +26,8 @@ def activation_slope(name: str, a: torch.Tensor, z: torch.Tensor) -> torch.Tenso
 
 def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
     """Denoising autoencoders (Vincent et al. 2008/2010): masking noise zeroes a fraction of the
-    inputs, salt-and-pepper sets a fraction to 0 or 1, Gaussian noise adds N(0, level^2)."""
+    inputs, salt-and-pepper sets a fraction to 0 or 1, Gaussian noise adds N(0, level^2). 'none' returns
+    x itself (callers test identity to know whether the input was corrupted)."""
     if kind == "mask":
         return x * (noise.rand(x.shape, 0, x) >= level).to(x.dtype)
     if kind == "salt_pepper":

@@ -105,7 +105,7 @@ class VAEModule(nn.Module):
         """{'loss', 'rec', 'kl'}, each (B,): negative training bound, -log p(x|z_1) and the latent terms
         (KL(q(z|x) || p(z)); a one-sample estimate where it has no closed form)."""
         cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
-        x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training and cfg.corruption != "none" else x
+        x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training else x
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
             mu, log_var = self.encode(x_in)
             kl = kl_to_standard_normal(mu, log_var)  # (B,)
