@@ -44,6 +44,19 @@ def test_scores_are_deterministic_and_survive_save_load(cardio, tmp_path):
     assert auroc_auprc(y, a.decision_scores_)["auroc"] > 0.7  # cardio's anomalies score higher
 
 
+def test_table_ensemble_members_train_on_their_own_rows(cardio):
+    x, y = cardio
+    det = AnomalyDetector(n_members=3, max_samples=400, **FAST).fit(x)
+    assert len(det.estimators_) == 3
+    x_in = det._input(x)
+    raw = [det._member_scores(e, x_in) for e in det.estimators_]
+    for r, scale in zip(raw, det.member_scales_):  # each member's training scores have unit spread
+        assert np.subtract(*np.percentile(r / scale, [75, 25])) == pytest.approx(1.0)
+    np.testing.assert_allclose(det.decision_scores_, np.mean([r / s for r, s in zip(raw, det.member_scales_)], 0))
+    assert np.corrcoef(raw[0], raw[1])[0, 1] < 0.9999  # own seed and rows: a different model
+    assert auroc_auprc(y, det.decision_scores_)["auroc"] > 0.7
+
+
 @pytest.mark.parametrize("score", ["nll", "elbo", "reconstruction"])
 def test_every_score_ranks_real_anomalies_high(cardio, score):
     x, y = cardio

@@ -10,7 +10,16 @@ Images (uint8, or arrays of 3 or more axes) use a Bernoulli likelihood on pixels
 vaekit.tables.Table) a unit-variance Gaussian on robustly scaled features (tables.TableSchema), and
 per-feature contributions name the columns behind a score. The variance stays fixed because a learned
 per-feature scale lets the columns that are nearly constant in the training data dominate every score
-(on the 20 ADBench tables the mean AUROC of the default detector is 76.1 with learned scales, 77.4 without).
+(on the 20 ADBench tables the mean AUROC of one unit-variance VAE is 77.4, of one with learned scales 76.1).
+
+On tables the default detector is a bagged ensemble (n_members=6): each VAE trains on its own random
+max_samples=512 rows. Small row samples hold few anomalies in absolute number, so a member has less room
+to learn them as normal (the reason Isolation Forest grows its trees on 256 rows), and averaging members
+cuts the variance of any one fit. On the ADBench seed-0 split it lifts the mean AUROC from 77.6 to 78.9 and
+the mean AUPRC from 41.9 to 42.5. Members alternating unit and learned scales reached a higher AUROC (79.6)
+but a lower AUPRC (40.2: thyroid 58 -> 26), so every member keeps the unit variance.
+An ensemble's score is the mean of its members' scores, each divided by the inter-quartile range of that
+member's scores on the whole training set, so that no member's units dominate; a single member keeps nats.
 
 On grey pixels a Bernoulli likelihood's -log p(x|z) can not go below the pixels' own binary entropy
 sum_d H(x_d), which is large for images with much grey and small for nearly binary ones: raw scores call
@@ -42,13 +51,16 @@ class AnomalyDetector(BaseEstimator):
     """An autoencoder-family model turned anomaly detector (parameters: see the module docstring).
 
     model: a registry name; latent_dim / hidden / epochs: None picks sizes from the data (tables: a code of
-    a quarter of the features, 2 to 16 units; images: 16 units); params: further model or training options.
+    a quarter of the features, 2 to 16 units; images: 16 units); params: further model or training options
+    (for every member). n_members / max_samples: the ensemble's size and each
+    member's rows (None: 6 members of 512 rows on tables, one model of all rows on images).
     """
 
     def __init__(self, model="vae", score="nll", contamination=0.1, k=64, entropy_correction=True, latent_dim=None,
-                 hidden=None, epochs=None, batch_size=128, lr=1e-3, params=None, random_state=None, verbose=False):
+                 hidden=None, epochs=None, batch_size=128, lr=1e-3, params=None, n_members=None, max_samples=None,
+                 random_state=None, verbose=False):
         self.model, self.score, self.contamination, self.k = model, score, contamination, k
-        self.entropy_correction = entropy_correction
+        self.entropy_correction, self.n_members, self.max_samples = entropy_correction, n_members, max_samples
         self.latent_dim, self.hidden, self.epochs, self.batch_size, self.lr = latent_dim, hidden, epochs, batch_size, lr
         self.params, self.random_state, self.verbose = params, random_state, verbose
 
@@ -60,18 +72,33 @@ class AnomalyDetector(BaseEstimator):
             raise VaekitError(f"the 'contamination' parameter of AnomalyDetector must be a float in (0, 0.5); "
                               f"got {self.contamination!r}")
         x = self._features(X, fitting=True)
-        self.estimator_ = estimators.estimator_for(self.model, **self._model_params(x))
-        if self.score != "reconstruction" and not isinstance(self.estimator_, estimators.VAE):
-            raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
-                              f"score='reconstruction', or a VAE model")
-        self.estimator_.fit(x)
-        self.decision_scores_ = self.decision_function(X)
+        table = self.kind_ == "table"
+        n_members = self.n_members or (6 if table else 1)
+        max_samples = self.max_samples or (512 if table else len(x))
+        if n_members < 1 or max_samples < 1:
+            raise VaekitError(f"n_members and max_samples must be positive; got {n_members} and {max_samples}")
+        seed = estimators.seed_of(self.random_state)
+        rng = np.random.default_rng(seed)
+        self.estimators_, self.member_scales_ = [], []
+        for m in range(n_members):
+            rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if max_samples < len(x) else slice(None)
+            xm = x[rows]
+            est = estimators.estimator_for(self.model, **self._model_params(xm, seed + m))
+            if self.score != "reconstruction" and not isinstance(est, estimators.VAE):
+                raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
+                                  f"score='reconstruction', or a VAE model")
+            self.estimators_.append(est.fit(xm))
+        x_in = self._input(X)
+        raw = [self._member_scores(est, x_in) for est in self.estimators_]
+        if n_members > 1:  # each member's scores in units of their spread on the whole training set
+            self.member_scales_ = [float(np.subtract(*np.percentile(r, [75, 25]))) or 1.0 for r in raw]
+        self.decision_scores_ = self._combine(raw)
         return self.set_threshold(contamination=self.contamination)
 
-    def _model_params(self, x: np.ndarray) -> dict:
+    def _model_params(self, x: np.ndarray, seed: int) -> dict:
         # clip_norm: a few extreme rows must not blow a step up
-        params = {"random_state": estimators.seed_of(self.random_state), "batch_size": self.batch_size,
-                  "lr": self.lr, "verbose": self.verbose, "clip_norm": 10.0}
+        params = {"random_state": seed, "batch_size": self.batch_size, "lr": self.lr, "verbose": self.verbose,
+                  "clip_norm": 10.0}
         if self.kind_ == "table":
             d = x.shape[1]
             params.update(likelihood="mse", latent_dim=self.latent_dim or int(np.clip(d // 4, 2, 16)),
@@ -96,7 +123,7 @@ class AnomalyDetector(BaseEstimator):
 
     def _input(self, X) -> torch.Tensor:
         """The model's input for X: unit-scaled float32 on the CPU."""
-        return to_unit_float(self.estimator_._as_tensor(self._features(X))).float()
+        return to_unit_float(self.estimators_[0]._as_tensor(self._features(X))).float()
 
     # -- scoring --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -105,10 +132,19 @@ class AnomalyDetector(BaseEstimator):
         an example whatever else is scored with it."""
         self._check_fitted()
         x = self._input(X)
-        module = self.estimator_.module_
+        return self._combine([self._member_scores(est, x) for est in self.estimators_])
+
+    def _combine(self, raw: list[np.ndarray]) -> np.ndarray:
+        if len(raw) == 1:
+            return raw[0]
+        return sum(r / scale for r, scale in zip(raw, self.member_scales_)) / len(raw)
+
+    @torch.no_grad()
+    def _member_scores(self, est, x: torch.Tensor) -> np.ndarray:
+        module = est.module_
         module.eval()
-        dev = self.estimator_._device()
-        seed = estimators.seed_of(self.random_state)
+        dev = est._device()
+        seed = est.random_state
         # all k samples of a batch in one block, so each example's noise is drawn in one piece: its own
         batch = max(1, min(256, 2 ** 24 // (self.k * math.prod(x.shape[1:]))))
         out = []
@@ -120,21 +156,20 @@ class AnomalyDetector(BaseEstimator):
                 elif self.score == "elbo":
                     s = module.neg_elbo(xb, self.k)
                 else:
-                    s = self._reconstruction_terms(xb).flatten(1).sum(1)
-            if self.score != "reconstruction" and self._bernoulli_floor():  # reconstruction terms subtract their own
+                    s = self._reconstruction_terms(module, xb).flatten(1).sum(1)
+            if self.score != "reconstruction" and self._bernoulli_floor(module):  # reconstruction terms subtract their own
                 s = s - bernoulli_entropy(xb).flatten(1).sum(1)
             out.append(s.cpu())
         return torch.cat(out).double().numpy()
 
-    def _bernoulli_floor(self) -> bool:
-        return self.entropy_correction and self.estimator_.module_.cfg.likelihood == "bernoulli"
+    def _bernoulli_floor(self, module) -> bool:
+        return self.entropy_correction and module.cfg.likelihood == "bernoulli"
 
-    def _reconstruction_terms(self, x: torch.Tensor) -> torch.Tensor:
-        """-log p(x_d | z = E[z|x]) for every input dimension d: (B, *shape)."""
-        module = self.estimator_.module_
+    def _reconstruction_terms(self, module, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x_d | z = E[z|x]) for every input dimension d under one member: (B, *shape)."""
         params = module.generative(module.inference(x).mean)
         nll = -params.base_dist.log_prob(x)
-        return nll - bernoulli_entropy(x) if self._bernoulli_floor() else nll
+        return nll - bernoulli_entropy(x) if self._bernoulli_floor(module) else nll
 
     def predict(self, X) -> np.ndarray:
         """1 for anomalies (score above threshold_), 0 for inliers."""
@@ -156,11 +191,13 @@ class AnomalyDetector(BaseEstimator):
     @torch.no_grad()
     def feature_contributions(self, X) -> tuple[list[str], np.ndarray]:
         """(names, (N, n) array): each table column's share of the reconstruction error (one-hot blocks
-        summed into their column); for images, each pixel's."""
+        summed into their column); for images, each pixel's. An ensemble's shares are in its score's units."""
         self._check_fitted()
         x = self._input(X)
-        terms = torch.cat([self._reconstruction_terms(x[i:i + 512]).flatten(1) for i in range(0, len(x), 512)])
-        terms = terms.double().numpy()
+        scales = self.member_scales_ or [1.0]
+        terms = sum(torch.cat([self._reconstruction_terms(est.module_.eval(), x[i:i + 512]).flatten(1)
+                               for i in range(0, len(x), 512)]).double().numpy() / scale
+                    for est, scale in zip(self.estimators_, scales)) / len(self.estimators_)
         if self.kind_ == "image":
             return [f"pixel{j}" for j in range(terms.shape[1])], terms
         groups = self.schema_.feature_groups()
@@ -170,15 +207,17 @@ class AnomalyDetector(BaseEstimator):
     def save(self, directory) -> Path:
         self._check_fitted()
         directory = Path(directory)
-        self.estimator_.save(directory)
+        for m, est in enumerate(self.estimators_):
+            est.save(directory / f"member-{m}")
         atomic_write_json(directory / DETECTOR_FILE, {
             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
-            "kind": self.kind_, "threshold": self.threshold_,
+            "kind": self.kind_, "threshold": self.threshold_, "members": len(self.estimators_),
+            "member_scales": self.member_scales_,
             "schema": self.schema_.to_dict() if self.kind_ == "table" else None})
         return directory
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "estimator_"):
+        if not hasattr(self, "estimators_"):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this AnomalyDetector is not fitted yet; call fit(X) first")
@@ -191,7 +230,8 @@ def load_detector(directory) -> AnomalyDetector:
         raise VaekitError(f"{directory} is not a saved anomaly detector: it has no {DETECTOR_FILE}")
     doc = read_json(directory / DETECTOR_FILE)
     det = AnomalyDetector(**{k: tuple(v) if k == "hidden" and v is not None else v for k, v in doc["params"].items()})
-    det.estimator_ = estimators.load(directory)
+    det.estimators_ = [estimators.load(directory / f"member-{m}") for m in range(doc["members"])]
+    det.member_scales_ = doc["member_scales"]
     det.kind_, det.threshold_ = doc["kind"], doc["threshold"]
     if doc["schema"] is not None:
         det.schema_ = TableSchema.from_dict(doc["schema"])
