@@ -57,6 +57,23 @@ def test_table_ensemble_members_train_on_their_own_rows(cardio):
     assert auroc_auprc(y, det.decision_scores_)["auroc"] > 0.7
 
 
+def test_ensemble_members_warnings_are_said_once_per_kind():
+    import warnings
+    from vaekit.anomaly.detector import _warn_once_per_kind
+    from vaekit.errors import VaekitWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in (0, 1, 0):
+            warnings.warn(f"posterior collapse: only {n} of 5 latent units are active", VaekitWarning)
+        warnings.warn("something else", UserWarning)
+    with pytest.warns(Warning) as said:
+        _warn_once_per_kind(caught, 6)
+    assert sorted(str(w.message) for w in said) == [
+        "posterior collapse: only 0 of 5 latent units are active (from 3 of the ensemble's 6 fits)",
+        "something else (from 1 of the ensemble's 6 fits)"]
+
+
 @pytest.mark.parametrize("score", ["nll", "elbo", "reconstruction"])
 def test_every_score_ranks_real_anomalies_high(cardio, score):
     x, y = cardio

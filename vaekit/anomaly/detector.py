@@ -30,6 +30,7 @@ sum_d KL(Bernoulli(x_d) || Bernoulli(p_d)). On one-class Fashion-MNIST it lifts 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,17 @@ class AnomalyDetector(BaseEstimator):
         seed = estimators.seed_of(self.random_state)
         rng = np.random.default_rng(seed)
         self.estimators_, self.member_scales_ = [], []
-        for m in range(n_members):
-            rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if max_samples < len(x) else slice(None)
-            xm = x[rows]
-            est = estimators.estimator_for(self.model, **self._model_params(xm, seed + m))
-            if self.score != "reconstruction" and not isinstance(est, estimators.VAE):
-                raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
-                                  f"score='reconstruction', or a VAE model")
-            self.estimators_.append(est.fit(xm))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for m in range(n_members):
+                rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if max_samples < len(x) else slice(None)
+                xm = x[rows]
+                est = estimators.estimator_for(self.model, **self._model_params(xm, seed + m))
+                if self.score != "reconstruction" and not isinstance(est, estimators.VAE):
+                    raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
+                                      f"score='reconstruction', or a VAE model")
+                self.estimators_.append(est.fit(xm))
+        _warn_once_per_kind(caught, n_members)
         x_in = self._input(X)
         raw = [self._member_scores(est, x_in) for est in self.estimators_]
         if n_members > 1:  # each member's scores in units of their spread on the whole training set
@@ -221,6 +225,16 @@ class AnomalyDetector(BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this AnomalyDetector is not fitted yet; call fit(X) first")
+
+
+def _warn_once_per_kind(caught, n_members: int) -> None:
+    """Members warn alike (e.g. about collapsed latent units): the first of each kind, with how many said it."""
+    by_kind = {}
+    for w in caught:  # the same warning about different numbers is one kind
+        by_kind.setdefault((w.category, "".join(c for c in str(w.message) if not c.isdigit())), []).append(w)
+    for (category, _), ws in by_kind.items():
+        suffix = f" (from {len(ws)} of the ensemble's {n_members} fits)" if n_members > 1 else ""
+        warnings.warn(f"{ws[0].message}{suffix}", category, stacklevel=3)
 
 
 def load_detector(directory) -> AnomalyDetector:
