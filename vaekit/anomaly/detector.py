@@ -10,7 +10,7 @@ Images (uint8, or arrays of 3 or more axes) use a Bernoulli likelihood on pixels
 vaekit.tables.Table) a unit-variance Gaussian on robustly scaled features (tables.TableSchema), and
 per-feature contributions name the columns behind a score. The variance stays fixed because a learned
 per-feature scale lets the columns that are nearly constant in the training data dominate every score
-(on the 20 ADBench tables the mean AUROC of one unit-variance VAE is 77.4, of one with learned scales 76.1).
+(when that was chosen, one VAE's mean AUROC over the 20 ADBench tables went from 76.1 to 77.4).
 
 On tables the default detector is a bagged ensemble (n_members=6): each VAE trains on its own random
 max_samples=512 rows. Small row samples hold few anomalies in absolute number, so a member has less room
@@ -80,7 +80,7 @@ class AnomalyDetector(BaseEstimator):
             raise VaekitError(f"n_members and max_samples must be positive; got {n_members} and {max_samples}")
         seed = estimators.seed_of(self.random_state)
         rng = np.random.default_rng(seed)
-        self.estimators_, self.member_scales_ = [], []
+        self.estimators_ = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for m in range(n_members):
@@ -94,8 +94,9 @@ class AnomalyDetector(BaseEstimator):
         _warn_once_per_kind(caught, n_members)
         x_in = self._input(X)
         raw = [self._member_scores(est, x_in) for est in self.estimators_]
-        if n_members > 1:  # each member's scores in units of their spread on the whole training set
-            self.member_scales_ = [float(np.subtract(*np.percentile(r, [75, 25]))) or 1.0 for r in raw]
+        # an ensemble's members in units of their score's spread on the whole training set; one model keeps nats
+        self.member_scales_ = [1.0] if n_members == 1 else \
+            [float(np.subtract(*np.percentile(r, [75, 25]))) or 1.0 for r in raw]
         self.decision_scores_ = self._combine(raw)
         return self.set_threshold(contamination=self.contamination)
 
@@ -138,10 +139,9 @@ class AnomalyDetector(BaseEstimator):
         x = self._input(X)
         return self._combine([self._member_scores(est, x) for est in self.estimators_])
 
-    def _combine(self, raw: list[np.ndarray]) -> np.ndarray:
-        if len(raw) == 1:
-            return raw[0]
-        return sum(r / scale for r, scale in zip(raw, self.member_scales_)) / len(raw)
+    def _combine(self, per_member: list[np.ndarray]) -> np.ndarray:
+        """The mean of the members' arrays, each in units of its member's scale (x / 1.0 / 1 is x exactly)."""
+        return sum(a / scale for a, scale in zip(per_member, self.member_scales_)) / len(per_member)
 
     @torch.no_grad()
     def _member_scores(self, est, x: torch.Tensor) -> np.ndarray:
@@ -198,10 +198,12 @@ class AnomalyDetector(BaseEstimator):
         summed into their column); for images, each pixel's. An ensemble's shares are in its score's units."""
         self._check_fitted()
         x = self._input(X)
-        scales = self.member_scales_ or [1.0]
-        terms = sum(torch.cat([self._reconstruction_terms(est.module_.eval(), x[i:i + 512]).flatten(1)
-                               for i in range(0, len(x), 512)]).double().numpy() / scale
-                    for est, scale in zip(self.estimators_, scales)) / len(self.estimators_)
+        per_member = []
+        for est in self.estimators_:
+            module = est.module_.eval()
+            per_member.append(torch.cat([self._reconstruction_terms(module, x[i:i + 512]).flatten(1)
+                                         for i in range(0, len(x), 512)]).double().numpy())
+        terms = self._combine(per_member)
         if self.kind_ == "image":
             return [f"pixel{j}" for j in range(terms.shape[1])], terms
         groups = self.schema_.feature_groups()
