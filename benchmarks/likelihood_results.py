@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -92,11 +93,11 @@ def write_table(runs: Path, out: Path) -> None:
         f"`vaekit evaluate RUN --k 5000 --binarize`. NLL: importance-sampled with k samples per test image",
         "(Burda et al. 2016), one fixed Bernoulli draw of the 10,000 test images; ± is the standard error over images.",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, 2 cores; torch {torch.__version__}, "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, "
         f"Python {platform.python_version()}. Threads: the torch threads the run used.",
         "",
         "Training time: the sum of the epochs' times as measured; the median epoch × epochs in brackets, which",
-        "is what the run takes when nothing else uses the machine (the numbers differ when other work shared its 2 cores).",
+        "is what the run takes when nothing else uses the machine (the numbers differ when other work shared its cores).",
         "",
         "| data set | recipe | model | epochs | budget | threads | training time (min) | CPU time (min) | test NLL (nats) | bits/dim | −ELBO | active units |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
