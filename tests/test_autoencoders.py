@@ -22,7 +22,7 @@ def _unit(x):
 def test_linear_autoencoder_spans_the_pca_subspace(x_train):
     x = x_train.reshape(len(x_train), -1).astype(np.float32) / 255
     model = vaekit.estimator_for("linear-ae", latent_dim=4, epochs=100, lr=1e-2, schedule="cosine", batch_size=64,
-                                 random_state=0).fit(x)
+                                 random_state=0, device="cpu").fit(x)
     decoder = model.module_.decoder.head.weight.detach().double().numpy()  # (784, 4): its column space
     centred = x - x.mean(0)
     pcs = np.linalg.svd(centred, full_matrices=False)[2][:4].T  # (784, 4)
@@ -39,7 +39,8 @@ def test_k_sparse_codes_have_exactly_k_active_units(x_train):
 @pytest.mark.parametrize("hidden", [(), (32,)])
 def test_contractive_penalty_is_the_jacobian_norm(x_train, hidden):
     """The closed form (one layer) and the general path (deeper encoders) both equal autograd's Jacobian."""
-    model = vaekit.estimator_for("contractive-ae", latent_dim=16, hidden=hidden, epochs=1, random_state=0)
+    model = vaekit.estimator_for("contractive-ae", latent_dim=16, hidden=hidden, epochs=1, random_state=0,
+                                   device="cpu")
     module = model.fit(x_train[:256]).module_.double()
     x = _unit(x_train[:5]).double()
     got = module.contractive_penalty(x)
@@ -49,7 +50,7 @@ def test_contractive_penalty_is_the_jacobian_norm(x_train, hidden):
 
 
 def test_sparsity_penalty_is_the_kl_to_rho_of_mean_activations(x_train):
-    model = vaekit.estimator_for("sparse-ae", latent_dim=32, epochs=1, random_state=0).fit(x_train[:256])
+    model = vaekit.estimator_for("sparse-ae", latent_dim=32, epochs=1, random_state=0, device="cpu").fit(x_train[:256])
     m = model.module_
     x = _unit(x_train[:100])
     with torch.no_grad():
@@ -88,7 +89,7 @@ def test_neighbour_targets_are_the_weighted_neighbour_mean(x_train):
 
 
 def test_split_brain_predicts_each_half_from_the_other(x_train):
-    model = vaekit.estimator_for("split-brain-ae", latent_dim=16, epochs=2, random_state=0).fit(x_train)
+    model = vaekit.estimator_for("split-brain-ae", latent_dim=16, epochs=2, random_state=0, device="cpu").fit(x_train)
     m = model.module_
     x = _unit(x_train[:8])
     top = x.clone()

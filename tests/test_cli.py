@@ -1,4 +1,5 @@
 """Every command in-process on a small real-MNIST run, and the bad-input messages."""
+import argparse
 import gzip
 import json
 import shutil
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vaekit.cli import main
+from vaekit.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,23 @@ def _fails(argv, capsys, *patterns):
     for p in patterns:
         assert p in err, err
     return err
+
+
+def _parsers(parser, path=("vaekit",)):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def test_every_command_has_a_help_page():
+    # help strings come from config docstrings, and argparse %-formats them: a bare '%' broke `train --help`
+    pages = dict(_parsers(build_parser()))
+    assert ("vaekit", "anomaly", "fit") in pages
+    for path, parser in pages.items():
+        assert parser.format_help().startswith("usage: " + " ".join(path)), path
+    assert main(["train", "--help"]) == 0
 
 
 def test_unknown_model_suggests_the_closest(tmp_path, capsys):

@@ -13,7 +13,7 @@ from vaekit.train.distributed import Distributed
 def _train(mnist_dir, out, *extra):
     argv = ["train", "--data", "mnist", "--data-dir", str(mnist_dir), "--limit", "900", "--latent-dim", "4",
             "--hidden", "64", "--batch-size", "64", "--binarize", "--seed", "3", "--out", str(out), "--quiet",
-            *extra]
+            "--device", "cpu", *extra]  # gloo on CPU even where a GPU is visible
     assert main(argv) == 0
 
 
@@ -40,3 +40,12 @@ def test_rows_partition_every_global_batch(n, world):
     assert parts[0][0] == 0 and parts[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
     assert [b - a for a, b in parts] == [len(t) for t in torch.tensor_split(torch.arange(n), world)]
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    from vaekit.errors import VaekitError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert Distributed(0, 2, 0).device(torch.device("cuda")) == torch.device("cuda", 0)
+    with pytest.raises(VaekitError, match="only 1 GPU.*--device cpu"):
+        Distributed(1, 2, 1).device(torch.device("cuda"))

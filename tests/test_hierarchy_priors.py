@@ -19,7 +19,7 @@ def test_mixture_log_prob_equals_torch_mixture():
 @pytest.fixture(scope="module")
 def models(mnist_small):
     xtr = mnist_small[0][:1000]
-    common = dict(hidden=(64,), epochs=2, random_state=0)
+    common = dict(hidden=(64,), epochs=2, random_state=0, device="cpu")  # module math on CPU tensors
     return {
         "hvae": vaekit.estimator_for("hvae", **common, latent_dim=4, stochastic_layers=(8,), inner_hidden=(16,)).fit(xtr),
         "vamp": vaekit.estimator_for("vamp-vae", **common, latent_dim=4, prior_components=20).fit(xtr),

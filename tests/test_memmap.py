@@ -60,7 +60,7 @@ from vaekit.cli import main
 start = anon()
 threading.Thread(target=watch, daemon=True).start()
 assert main(['train', '--data', path, '--memmap', '--latent-dim', '2', '--hidden', '8', '--epochs', '1',
-             '--batch-size', '512', '--out', sys.argv[1] + '/run', '--quiet']) == 0
+             '--batch-size', '512', '--device', 'cpu', '--out', sys.argv[1] + '/run', '--quiet']) == 0
 print(peak[0] - start)
 """
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)

@@ -12,7 +12,7 @@ from vaekit.evaluate import iw_log_likelihood
 @pytest.fixture(scope="module")
 def fitted(mnist_small):
     xtr, _, xte, _ = mnist_small
-    model = vaekit.VAE(latent_dim=8, hidden=(200,), epochs=2, random_state=0).fit(xtr)
+    model = vaekit.VAE(latent_dim=8, hidden=(200,), epochs=2, random_state=0, device="cpu").fit(xtr)
     x = torch.from_numpy(xte[:64]).float() / 255
     return model, x
 
@@ -66,8 +66,8 @@ def test_chunked_iw_estimate_equals_one_shot(fitted):
 
 def test_beta_scales_only_the_kl(mnist_small):
     xtr = mnist_small[0][:256]
-    a = vaekit.VAE(latent_dim=4, hidden=(64,), epochs=1, random_state=0).fit(xtr).module_
-    b = vaekit.VAE(latent_dim=4, hidden=(64,), epochs=1, beta=3.0, random_state=0).fit(xtr).module_
+    a = vaekit.VAE(latent_dim=4, hidden=(64,), epochs=1, random_state=0, device="cpu").fit(xtr).module_
+    b = vaekit.VAE(latent_dim=4, hidden=(64,), epochs=1, beta=3.0, random_state=0, device="cpu").fit(xtr).module_
     b.load_state_dict(a.state_dict())
     x = torch.from_numpy(xtr[:32]).float() / 255
     torch.manual_seed(0)

@@ -18,7 +18,7 @@ from .data.files import refuse_sparse
 from .errors import VaekitError
 from .latent import interpolate_codes
 from .models import AutoencoderModule, SplitBrainModule, VAEModule, get_spec, noise
-from .runs import CONFIG_FILE, encode_means, fit_module, load_module, write_config
+from .runs import CONFIG_FILE, encode_means, fit_module, load_module, repeatable_kernels, write_config
 from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
 _MODEL_FIELDS = [f for f in ModelConfig.__dataclass_fields__]
@@ -75,9 +75,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
     def sample(self, n: int = 1, random_state: int | None = None) -> np.ndarray:
         """n new examples: z from the prior, decoded to their means."""
         self._check_fitted()
-        gen = torch.Generator().manual_seed(seed_of(random_state))
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(gen.get_state())
+        with noise.seeded(seed_of(random_state), self._device()):  # the draws are on the model's device
             z = self.module_.prior().sample((int(n),))
         return self.inverse_transform(z.cpu().numpy())
 
@@ -98,11 +96,12 @@ class LatentModel(TransformerMixin, BaseEstimator):
         out = []
         for i in range(0, len(x), 1000):
             xb = to_unit_float(x[i:i + 1000].to(dev))
-            if isinstance(module, VAEModule):
-                with noise.per_example(noise.example_seeds(xb, seed)):
-                    out.append(-module.neg_elbo(xb, n_samples))
-            else:
-                out.append(-module.loss(xb)["rec"])
+            with repeatable_kernels():
+                if isinstance(module, VAEModule):
+                    with noise.per_example(noise.example_seeds(xb, seed)):
+                        out.append(-module.neg_elbo(xb, n_samples))
+                else:
+                    out.append(-module.loss(xb)["rec"])
         return torch.cat(out).cpu().numpy()
 
     def score(self, X, y=None) -> float:
@@ -157,7 +156,8 @@ class LatentModel(TransformerMixin, BaseEstimator):
     @torch.no_grad()
     def _decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         self.module_.eval()
-        return torch.cat([self.module_.generative(z[i:i + 1000]).mean for i in range(0, len(z), 1000)])
+        with repeatable_kernels():
+            return torch.cat([self.module_.generative(z[i:i + 1000]).mean for i in range(0, len(z), 1000)])
 
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
@@ -228,8 +228,11 @@ def estimator_for(model_name: str, **params) -> LatentModel:
     return est
 
 
-def load(directory, device: str = "cpu") -> LatentModel:
-    """Load a saved model or run folder. Reads JSON and safetensors only: no code runs."""
+def load(directory, device: str = "auto") -> LatentModel:
+    """Load a saved model or run folder. Reads JSON and safetensors only: no code runs.
+
+    device: 'auto' puts it where fit() would train it (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'.
+    """
     doc, module, history = load_module(directory, device)
     spec = get_spec(doc["model"])
     cls = ESTIMATOR_OF_MODULE[spec.module]

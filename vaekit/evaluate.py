@@ -10,23 +10,26 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diagnostics
-from .models import VAEModule
+from .models import VAEModule, noise
 from .train import to_unit_float
 
 LOG2 = math.log(2.0)
-BLOCK_ELEMENTS = 2 ** 20  # decoder outputs per call: 4 MB blocks; 64 MB ones miss the cache, 1 MB ones pay Python per call
+BLOCK_ELEMENTS = 2 ** 20  # decoder outputs per call on CPU: 4 MB blocks; 64 MB ones miss the cache, 1 MB ones pay Python per call
+GPU_BLOCK_ELEMENTS = 2 ** 26  # a GPU wants big launches, and has the memory for them (256 MB blocks)
 
 
 @torch.no_grad()
-def iw_log_likelihood(module, x: torch.Tensor, k: int, max_elements: int = BLOCK_ELEMENTS,
+def iw_log_likelihood(module, x: torch.Tensor, k: int, max_elements: int | None = None,
                       verbose: bool = False) -> torch.Tensor:
     """Per-example log p(x) estimates (N,) from k importance samples (Burda et al. 2016, eq. 8).
 
     x is unit-scaled. Examples go in groups small enough that k samples of each make about
-    max_elements decoder outputs per call; the module combines its chunks with one logsumexp.
+    max_elements decoder outputs per call (default: by device); the module combines its chunks with one
+    logsumexp.
     """
     module.eval()
     dev = next(module.parameters()).device
+    max_elements = max_elements or (GPU_BLOCK_ELEMENTS if dev.type == "cuda" else BLOCK_ELEMENTS)
     per_call = max(1, max_elements // (math.prod(module.shape) * k))
     out = []
     with tqdm(total=len(x), disable=not verbose, file=sys.stderr, unit="ex", desc=f"IS-NLL k={k}",
@@ -58,8 +61,7 @@ def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
         x_unit = torch.bernoulli(x_unit, generator=torch.Generator().manual_seed(seed))
     n_dims = math.prod(model.input_shape_)
     result: dict = {"n_examples": len(x_unit), "n_dims": n_dims, "binarized": binarize}
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
+    with noise.seeded(seed, dev), torch.no_grad():
         module.eval()
         rec, kl = [], []
         for i in range(0, len(x_unit), 1000):

@@ -70,8 +70,15 @@ def encode_means(module: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> 
     """Posterior means E[z|x] (N, latent_dim) of uint8 or unit-scaled x, in eval mode."""
     module.eval()
     dev = next(module.parameters()).device
-    return torch.cat([module.inference(to_unit_float(torch.as_tensor(x[i:i + batch_size]).to(dev))).mean
-                      for i in range(0, len(x), batch_size)])
+    with repeatable_kernels():
+        return torch.cat([module.inference(to_unit_float(torch.as_tensor(x[i:i + batch_size]).to(dev))).mean
+                          for i in range(0, len(x), batch_size)])
+
+
+def repeatable_kernels():
+    """Inside: the same input gives the same output bit for bit on a GPU too. cuDNN may otherwise run a
+    (transposed) convolution with an algorithm that adds in any order: 1-ulp drift between identical calls."""
+    return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True)
 
 
 def require_unit_interval(x, owner: str) -> None:

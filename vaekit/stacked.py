@@ -84,9 +84,10 @@ def greedy_pretrain(module: AutoencoderModule, x: torch.Tensor, tcfg: TrainConfi
         cfg_l = layer_cfg if first else TrainConfig(**{**layer_cfg.__dict__, "binarize": False})
         history = Trainer(shallow, cfg_l, verbose=verbose).fit(h)
         rows.append({"layer": l + 1, **history[-1]})
-        with torch.no_grad():  # the codes the next layer learns to reconstruct
+        with torch.no_grad():  # the codes the next layer learns to reconstruct (kept on the CPU, like the data)
             block.eval()
-            h = torch.cat([block(to_unit_float(h[i:i + 2000]).flatten(1)) for i in range(0, len(h), 2000)])
+            dev = next(block.parameters()).device
+            h = torch.cat([block(to_unit_float(h[i:i + 2000].to(dev)).flatten(1)).cpu() for i in range(0, len(h), 2000)])
     return rows
 
 

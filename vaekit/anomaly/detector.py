@@ -40,6 +40,7 @@ from sklearn.base import BaseEstimator
 from .. import estimators
 from ..errors import VaekitError
 from ..models import noise
+from ..runs import repeatable_kernels
 from ..io import atomic_write_json, read_json
 from ..tables import Table, TableSchema
 from ..train import to_unit_float
@@ -154,7 +155,7 @@ class AnomalyDetector(BaseEstimator):
         out = []
         for i in range(0, len(x), batch):
             xb = x[i:i + batch].to(dev)
-            with noise.per_example(noise.example_seeds(xb, seed)):  # a score never depends on its batch
+            with noise.per_example(noise.example_seeds(xb, seed)), repeatable_kernels():  # never depends on its batch
                 if self.score == "nll":
                     s = -module.iw_log_likelihood(xb, self.k, max_elements=self.k * xb[0].numel() * len(xb))
                 elif self.score == "elbo":
@@ -201,7 +202,8 @@ class AnomalyDetector(BaseEstimator):
         per_member = []
         for est in self.estimators_:
             module = est.module_.eval()
-            per_member.append(torch.cat([self._reconstruction_terms(module, x[i:i + 512]).flatten(1)
+            dev = est._device()
+            per_member.append(torch.cat([self._reconstruction_terms(module, x[i:i + 512].to(dev)).flatten(1).cpu()
                                          for i in range(0, len(x), 512)]).double().numpy())
         terms = self._combine(per_member)
         if self.kind_ == "image":
@@ -239,14 +241,18 @@ def _warn_once_per_kind(caught, n_members: int) -> None:
         warnings.warn(f"{ws[0].message}{suffix}", category, stacklevel=3)
 
 
-def load_detector(directory) -> AnomalyDetector:
-    """A saved detector: JSON and safetensors only, no code runs."""
+def load_detector(directory, device: str | None = None) -> AnomalyDetector:
+    """A saved detector: JSON and safetensors only, no code runs.
+
+    device: where its models go (default: the device its params asked for at fit time, else 'auto').
+    """
     directory = Path(directory)
     if not (directory / DETECTOR_FILE).is_file():
         raise VaekitError(f"{directory} is not a saved anomaly detector: it has no {DETECTOR_FILE}")
     doc = read_json(directory / DETECTOR_FILE)
     det = AnomalyDetector(**{k: tuple(v) if k == "hidden" and v is not None else v for k, v in doc["params"].items()})
-    det.estimators_ = [estimators.load(directory / f"member-{m}") for m in range(doc["members"])]
+    device = device or (det.params or {}).get("device", "auto")
+    det.estimators_ = [estimators.load(directory / f"member-{m}", device) for m in range(doc["members"])]
     det.member_scales_ = doc["member_scales"]
     det.kind_, det.threshold_ = doc["kind"], doc["threshold"]
     if doc["schema"] is not None:

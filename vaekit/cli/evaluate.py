@@ -27,10 +27,11 @@ def add_arguments(p) -> None:
     p.add_argument("--quality-samples", type=int, default=10000, help="samples drawn for the quality metrics")
     p.add_argument("--limit", type=int, help="evaluate only the first N test examples")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", default="auto", help="'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'")
 
 
 def run(args) -> int:
-    model = load_run(args.run)
+    model = load_run(args.run, device=args.device)
     data = load_run_data(args.run, args.data_dir)
     train_cfg = read_json(f"{args.run}/{CONFIG_FILE}").get("train_config", {})
     binarize = train_cfg.get("binarize", False) if args.binarize is None else args.binarize

@@ -53,8 +53,8 @@ def add_config_flags(parser: argparse.ArgumentParser, groups=("model", "train", 
         g = parser.add_argument_group(f"{group} options")
         for f in fields(cls):
             hint = hints[f.name]
-            kwargs: dict = {"default": None, "dest": f"{group}.{f.name}", "help": f"{docs.get(f.name, '')} "
-                            f"(default: {f.default})"}
+            text = f"{docs.get(f.name, '')} (default: {f.default})".replace("%", "%%")  # argparse %-formats help
+            kwargs: dict = {"default": None, "dest": f"{group}.{f.name}", "help": text}
             base = hint
             if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None -> X
                 base = next(a for a in typing.get_args(hint) if a is not type(None))

@@ -42,6 +42,16 @@ def per_example(seeds: list[int]):
         _per_example = previous
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Inside: torch's global draws start from seed on the CPU and on device (GPUs keep their own stream);
+    after: every stream is as it was."""
+    gpus = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(seed)  # seeds the CPU and every GPU
+        yield
+
+
 def example_seeds(x: torch.Tensor, seed: int) -> list[int]:
     """A seed per example from a keyed hash of its bytes: the same example gets the same noise anywhere."""
     key = int(seed).to_bytes(8, "little", signed=True)

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..errors import VaekitError
 from ..models import noise
 
 
@@ -55,6 +56,11 @@ class Distributed:
     def device(self, requested: torch.device) -> torch.device:
         """One GPU per process on CUDA machines."""
         if self.active and requested.type == "cuda" and requested.index is None:
+            if self.local_rank >= torch.cuda.device_count():
+                raise VaekitError(
+                    f"process {self.local_rank} of this machine needs GPU {self.local_rank}, but only "
+                    f"{torch.cuda.device_count()} GPU(s) are visible; run at most that many processes per machine "
+                    f"(--nproc / torchrun --nproc_per_node), or train with --device cpu (gloo)")
             return torch.device("cuda", self.local_rank)
         return requested
 
