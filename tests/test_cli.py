@@ -78,6 +78,24 @@ def test_evaluate_prints_metrics(run, capsys, tmp_path):
     assert m2["binarized"] and m2["n_examples"] == 100 and "fd_classifier" not in m2
 
 
+def test_finetune_trains_an_autoencoders_encoder_on_a_few_labels(run, mnist_dir, tmp_path, capsys):
+    ae = tmp_path / "ae"
+    assert main(["train", "--data", "mnist", "--data-dir", str(mnist_dir), "--limit", "2000", "--model", "stacked-ae",
+                 "--latent-dim", "16", "--hidden", "64", "--layerwise-epochs", "1", "--epochs", "2", "--out", str(ae),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    accuracy = {}
+    for flag in ([], ["--from-scratch"]):
+        assert main(["finetune", str(ae), "--labels", "200", "--epochs", "20", "--quiet", *flag,
+                     "--out", str(tmp_path / "f.json")]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["pretrained"] == (not flag) and out["n_labels"] == 200
+        assert json.loads((tmp_path / "f.json").read_text()) == out
+        accuracy[bool(flag)] = out["test_accuracy"]
+    assert min(accuracy.values()) > 0.3, accuracy  # ten classes: chance is 0.1 (docs/pretraining.md compares them)
+    _fails(["finetune", str(run), "--quiet"], capsys, "finetune takes an autoencoder's encoder")
+
+
 def test_demo_writes_everything(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--epochs", "5", "--quiet"]) == 0

@@ -126,9 +126,9 @@ def finetune(autoencoder: AutoencoderModule, x: torch.Tensor, y: np.ndarray, x_t
     history = Trainer(clf, TrainConfig(**{**tcfg.__dict__, "binarize": False}), verbose=verbose).fit(
         x, targets=torch.from_numpy(y.astype(np.int64)))
     clf.eval()
-    xt = torch.as_tensor(np.asarray(x_test))
+    xt, dev = torch.as_tensor(np.asarray(x_test)), next(clf.parameters()).device
     with torch.no_grad():
-        pred = torch.cat([clf(to_unit_float(xt[i:i + 2000])).argmax(1) for i in range(0, len(xt), 2000)])
+        pred = torch.cat([clf(to_unit_float(xt[i:i + 2000].to(dev))).argmax(1).cpu() for i in range(0, len(xt), 2000)])
     acc = float((pred.numpy() == y_test).mean())
     return {"test_accuracy": acc, "n_labels": len(y), "epochs": len(history), "history": history,
             "train_error": history[-1]["train_error"] if history else math.nan}
