@@ -2,11 +2,11 @@
 error, posterior-collapse diagnostics and sample quality. Nats per example unless named otherwise."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from tqdm.auto import tqdm
@@ -20,43 +20,54 @@ BLOCK_ELEMENTS = 2 ** 20  # decoder outputs per call on CPU: 4 MB blocks; 64 MB 
 GPU_BLOCK_ELEMENTS = 2 ** 26  # a GPU wants big launches, and has the memory for them (256 MB blocks)
 
 
-def keep_freed_blocks() -> bool:
-    """Let glibc keep freed multi-MB blocks in the process instead of handing them back to the kernel.
-
-    By default it returns them, and every IS-NLL block then faults its pages in again: ~900 page faults
-    per test image at k=1000, about a quarter of the evaluation's time on a 2-core machine. The setting is
-    process-wide and stays, so only processes that do nothing but evaluate call it (`vaekit evaluate`).
-    Returns whether it took effect (False where the C library is not glibc).
-    """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    return bool(mallopt(m_trim_threshold, 256 << 20)) and bool(mallopt(m_mmap_threshold, 32 << 20))
-
-
 @torch.no_grad()
 def iw_log_likelihood(module, x: torch.Tensor, k: int, max_elements: int | None = None,
-                      verbose: bool = False) -> torch.Tensor:
+                      verbose: bool = False, seed: int = 0) -> torch.Tensor:
     """Per-example log p(x) estimates (N,) from k importance samples (Burda et al. 2016, eq. 8).
 
     x is unit-scaled. Examples go in groups small enough that k samples of each make about
     max_elements decoder outputs per call (default: by device); the module combines its chunks with one
-    logsumexp.
+    logsumexp. Each example's samples come from its own generator (seed and a hash of its bytes), so an
+    estimate depends neither on the other examples in x nor on how many threads score them.
     """
     module.eval()
     dev = next(module.parameters()).device
     max_elements = max_elements or (GPU_BLOCK_ELEMENTS if dev.type == "cuda" else BLOCK_ELEMENTS)
     per_call = max(1, max_elements // (math.prod(module.shape) * k))
+    groups = [x[i:i + per_call] for i in range(0, len(x), per_call)]
+
+    def score(xb: torch.Tensor) -> torch.Tensor:
+        xb = xb.to(dev)
+        with torch.no_grad(), noise.per_example(noise.example_seeds(xb, seed)):  # grad mode is per thread
+            return module.iw_log_likelihood(xb, k, max_elements).cpu()
+
+    workers = min(torch.get_num_threads(), len(groups)) if dev.type == "cpu" else 1
     out = []
     with tqdm(total=len(x), disable=not verbose, file=sys.stderr, unit="ex", desc=f"IS-NLL k={k}",
-              mininterval=1.0) as bar:
-        for i in range(0, len(x), per_call):
-            xb = x[i:i + per_call].to(dev)
-            out.append(module.iw_log_likelihood(xb, k, max_elements).cpu())
+              mininterval=1.0) as bar, _single_threaded_workers(workers) as pool:
+        for xb, log_px in zip(groups, map(score, groups) if pool is None else pool.map(score, groups)):
+            out.append(log_px)
             bar.update(len(xb))
     return torch.cat(out)
+
+
+@contextlib.contextmanager
+def _single_threaded_workers(n: int):
+    """n threads that each run torch ops on one core (None for n < 2).
+
+    A group of 1000 samples is too small a matrix product to split well over cores: on the 2-core
+    benchmark machine two groups at a time, one core each, score ~20% faster than one group on both.
+    torch's thread count is per thread; its default for threads started later is restored after.
+    """
+    if n < 2:
+        yield None
+        return
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _mean_stderr(v: torch.Tensor) -> tuple[float, float]:
@@ -94,7 +105,7 @@ def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
             result["neg_elbo_bits_per_dim"] = result["neg_elbo_nats"] / (n_dims * LOG2)
             result["kl_nats"] = torch.cat(kl).double().mean().item()
             t0 = time.perf_counter()
-            nll = -iw_log_likelihood(module, x_unit, k, verbose=verbose)
+            nll = -iw_log_likelihood(module, x_unit, k, verbose=verbose, seed=seed)
             result["iw_k"] = k
             result["nll_nats"], result["nll_stderr"] = _mean_stderr(nll)
             result["nll_bits_per_dim"] = result["nll_nats"] / (n_dims * LOG2)

@@ -7,7 +7,8 @@ import sys
 
 from ..data import user_cache
 from ..runs import CONFIG_FILE
-from ..evaluate import evaluate, keep_freed_blocks
+from ..evaluate import evaluate
+from ..malloc import EVALUATION_KEEP, keep_freed_memory
 from ..io import atomic_write_json, read_json
 from .common import add_run_args, load_run, load_run_data
 
@@ -31,7 +32,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    keep_freed_blocks()  # this process only evaluates: keep its big blocks instead of faulting them in again
+    keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
     model = load_run(args.run, device=args.device)
     data = load_run_data(args.run, args.data_dir)
     train_cfg = read_json(f"{args.run}/{CONFIG_FILE}").get("train_config", {})

@@ -8,17 +8,19 @@ number of processes. Outside a step, or in one process, these are plain torch dr
 
 Scores (score_samples, anomaly scores) use `per_example` instead: each example's noise comes from its
 own generator, seeded by a hash of its bytes, so its score does not depend on the batch, order or
-subset it is scored in.
+subset it is scored in. That context is per thread, so examples scored on worker threads at once each
+draw from their own generators.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 
 import torch
 
 _shard: tuple[int, int] | None = None  # (global batch size, offset of this process's rows)
-_per_example: dict | None = None  # {"seeds": one int per example, "draws": draws made so far}
+_local = threading.local()  # .per_example: {"seeds": one int per example, "draws": draws made so far}
 
 
 @contextlib.contextmanager
@@ -34,12 +36,12 @@ def batch_shard(global_size: int, offset: int):
 @contextlib.contextmanager
 def per_example(seeds: list[int]):
     """Inside: example b's noise comes from a generator seeded by seeds[b] and the draw's index."""
-    global _per_example
-    previous, _per_example = _per_example, {"seeds": seeds, "draws": 0}
+    previous = getattr(_local, "per_example", None)
+    _local.per_example = {"seeds": seeds, "draws": 0}
     try:
         yield
     finally:
-        _per_example = previous
+        _local.per_example = previous
 
 
 @contextlib.contextmanager
@@ -61,12 +63,13 @@ def example_seeds(x: torch.Tensor, seed: int) -> list[int]:
 
 def _draw(fn, shape, batch_dim: int, like: torch.Tensor) -> torch.Tensor:
     shape = list(shape)
-    if _per_example is not None:
+    per_example = getattr(_local, "per_example", None)
+    if per_example is not None:
         n = shape.pop(batch_dim)
-        seeds, draw = _per_example["seeds"], _per_example["draws"]
+        seeds, draw = per_example["seeds"], per_example["draws"]
         if n != len(seeds):
             raise ValueError(f"per-example noise for {len(seeds)} examples, asked for a batch of {n}")
-        _per_example["draws"] += 1
+        per_example["draws"] += 1
         rows = [fn(shape, generator=torch.Generator().manual_seed((s + 1_000_003 * draw) % 2 ** 63)) for s in seeds]
         return torch.stack(rows, dim=batch_dim).to(like.device, like.dtype)
     if _shard is None:

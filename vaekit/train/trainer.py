@@ -22,7 +22,7 @@ from ..io import atomic_write_json
 from ..models import noise
 from . import checkpoint as ckpt
 from .distributed import Distributed
-from .malloc import keep_freed_memory, release_free_memory
+from ..malloc import keep_freed_memory, release_free_memory
 from .optim import FusedOptimizer
 from .precision import precision_context
 
