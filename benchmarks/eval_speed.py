@@ -91,20 +91,19 @@ def main(argv=None):
     # alike and the ratios stay honest; each slice's floor is timed on a tenth of its samples and scaled.
     slices, m = 10, args.loop_examples
     floor = ours = loop = 0.0
-    nll, loop_nll = [], []
+    nll, loop_nll, looped = [], [], []
     with tqdm(total=n, file=sys.stderr, unit="ex", desc=f"IS-NLL k={k}", mininterval=1.0) as bar:
         for part in torch.arange(n).chunk(slices):
             floor += matmul_floor(len(part) * k // 10) * 10
             t0 = time.perf_counter()
             nll.append(-iw_log_likelihood(module, x[part], k))
             ours += time.perf_counter() - t0
-            few = part[:m // slices]
+            looped.append(part[:m // slices])
             t0 = time.perf_counter()
-            loop_nll.append(-per_example_loop(module, x[few], k))
-            loop += (time.perf_counter() - t0) * len(part) / len(few)
+            loop_nll.append(-per_example_loop(module, x[looped[-1]], k))
+            loop += (time.perf_counter() - t0) * len(part) / len(looped[-1])
             bar.update(len(part))
-    nll, loop_nll = torch.cat(nll), torch.cat(loop_nll)
-    looped = torch.cat([p[:m // slices] for p in torch.arange(n).chunk(slices)])
+    nll, loop_nll, looped = torch.cat(nll), torch.cat(loop_nll), torch.cat(looped)
     stderr = (nll.std() / math.sqrt(n)).item()
     gap = (loop_nll - nll[looped]).mean().item()  # the two estimators agree up to sampling noise
     print(f"{'':26}{'seconds':>10}{'vs floor':>10}")

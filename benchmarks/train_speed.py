@@ -87,7 +87,7 @@ def classic_process(conn, data_dir: str) -> None:
     data = load_data(DataConfig("mnist", data_dir=data_dir, val_fraction=0))
     run = ClassicRun(torch.from_numpy(data.train.x.copy()).float() / 255)
     conn.send("ready")
-    while (msg := conn.recv()) != "test":
+    while conn.recv() != "test":  # "epoch"
         run.epoch()
         conn.send(run.times[-1])
     conn.send((run.times, run.test_loss(torch.from_numpy(data.test.x.copy()).float() / 255)))
