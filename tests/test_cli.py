@@ -113,6 +113,11 @@ def _fails(argv, capsys, *patterns):
     return err
 
 
+def test_evaluate_refuses_counts_below_one(run, capsys):
+    for flag in ("--k", "--limit", "--quality-samples"):
+        _fails(["evaluate", str(run), flag, "0", "--quiet"], capsys, f"{flag} must be an int >= 1; got 0")
+
+
 def _parsers(parser, path=("vaekit",)):
     yield path, parser
     for action in parser._actions:

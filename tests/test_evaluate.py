@@ -94,6 +94,13 @@ def test_an_examples_nll_depends_on_neither_its_neighbours_nor_the_thread_count(
     assert (other_seed - both).abs().max() > 1e-3  # the seed does pick the samples
 
 
+def test_importance_sample_count_below_one_is_a_clear_error():
+    m = build_module("vae", MODELS["vae"].config(latent_dim=2, hidden=(8,)), (4,))
+    for k in (0, -3, 2.5):
+        with pytest.raises(vaekit.VaekitError, match=r"k \(importance samples per example\) must be an int >= 1"):
+            iw_log_likelihood(m, torch.rand(3, 4), k)
+
+
 def test_an_evaluating_process_keeps_its_blocks_instead_of_faulting_them_in(tmp_path):
     """glibc hands the IS-NLL's freed multi-MB blocks back to the kernel; keep_freed_memory stops it, and a
     trainer's smaller setting later in the same process (the benchmark trains after it) does not undo it."""

@@ -12,12 +12,19 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diagnostics
+from .errors import VaekitError
 from .models import VAEModule, noise
 from .train import to_unit_float
 
 LOG2 = math.log(2.0)
 BLOCK_ELEMENTS = 2 ** 20  # decoder outputs per call on CPU: 4 MB blocks; 64 MB ones miss the cache, 1 MB ones pay Python per call
 GPU_BLOCK_ELEMENTS = 2 ** 26  # a GPU wants big launches, and has the memory for them (256 MB blocks)
+
+
+def check_count(name: str, value) -> None:
+    """A count the user picks (importance samples, examples, samples drawn) must be an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise VaekitError(f"{name} must be an int >= 1; got {value!r}")
 
 
 @torch.no_grad()
@@ -30,6 +37,7 @@ def iw_log_likelihood(module, x: torch.Tensor, k: int, max_elements: int | None 
     logsumexp. Each example's samples come from its own generator (seed and a hash of its bytes), so an
     estimate depends neither on the other examples in x nor on how many threads score them.
     """
+    check_count("k (importance samples per example)", k)
     module.eval()
     dev = next(module.parameters()).device
     max_elements = max_elements or (GPU_BLOCK_ELEMENTS if dev.type == "cuda" else BLOCK_ELEMENTS)
@@ -83,6 +91,10 @@ def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
     test protocol of dynamically binarised MNIST. quality_net: a quality.FeatureNet, to add the
     FD-classifier and precision/recall of model samples against x.
     """
+    check_count("k (importance samples per example)", k)
+    check_count("quality_samples", quality_samples)
+    if len(x) == 0:
+        raise VaekitError("no test examples to evaluate; pass at least one")
     module = model.module_
     dev = model._device()
     x_unit = to_unit_float(model._as_tensor(x)).float()

@@ -7,7 +7,7 @@ import sys
 
 from ..data import user_cache
 from ..runs import CONFIG_FILE
-from ..evaluate import evaluate
+from ..evaluate import check_count, evaluate
 from ..malloc import EVALUATION_KEEP, keep_freed_memory
 from ..io import atomic_write_json, read_json
 from .common import add_run_args, load_run, load_run_data
@@ -32,6 +32,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    check_count("--k", args.k)  # before any work (the feature classifier can take a minute)
+    check_count("--quality-samples", args.quality_samples)
+    if args.limit is not None:
+        check_count("--limit", args.limit)
     keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
     model = load_run(args.run, device=args.device)
     data = load_run_data(args.run, args.data_dir)
