@@ -18,6 +18,7 @@ from torch.distributions import Categorical, Distribution, Independent, MixtureS
 
 from ..config import ModelConfig
 from . import noise
+from .fused import textbook_layers, textbook_loss
 from ..errors import VaekitError
 from .likelihoods import LIKELIHOODS, full_precision
 from .networks import DenseNet, Decoder, Encoder
@@ -48,6 +49,9 @@ class VAEModule(nn.Module):
         self.learned_prior = None if cfg.prior == "standard" else LearnedPrior(
             cfg.prior, cfg.prior_components, cfg.latent_dim, self.shape, unit_interval=cfg.likelihood == "bernoulli")
         init_weights(self, cfg.init)
+        # the plain MLP VAE with a Bernoulli likelihood trains through one hand-differentiated node
+        textbook = cfg.likelihood == "bernoulli" and len(self.sizes) == 1 and self.learned_prior is None
+        self._textbook = textbook_layers(self.encoder, self.decoder) if textbook else None
 
     # -- the distributions of the public API (top latent; layers between follow their means) -----------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,6 +110,10 @@ class VAEModule(nn.Module):
         (KL(q(z|x) || p(z)); a one-sample estimate where it has no closed form)."""
         cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
         x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training else x
+        if cfg.k == 1 and self._textbook is not None and not x.requires_grad \
+                and not torch.is_autocast_enabled(x.device.type):
+            rec, kl = textbook_loss(*self._textbook, x_in, x, noise.randn((len(x), cfg.latent_dim), 0, x))
+            return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
             mu, log_var = self.encode(x_in)
             kl = kl_to_standard_normal(mu, log_var)  # (B,)
