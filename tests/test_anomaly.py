@@ -169,3 +169,9 @@ def test_entropy_correction_subtracts_the_pixels_own_entropy(mnist_small):
     entropy = -(p * np.log(p) + (1 - p) * np.log1p(-p)).sum(1)
     np.testing.assert_allclose(raw - corrected, entropy, rtol=1e-4)
     assert (corrected > -1e-3).all()  # a KL divergence: never below zero
+
+
+@pytest.mark.parametrize("param", ["epochs", "latent_dim", "n_members", "max_samples"])
+def test_zero_sizes_are_refused_not_read_as_the_default(cardio, param):
+    with pytest.raises(VaekitError, match=f"'{param}' parameter of AnomalyDetector must be an int >= 1; got 0"):
+        AnomalyDetector(**{**FAST, param: 0}).fit(cardio[0])

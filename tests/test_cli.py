@@ -113,9 +113,37 @@ def _fails(argv, capsys, *patterns):
     return err
 
 
-def test_evaluate_refuses_counts_below_one(run, capsys):
-    for flag in ("--k", "--limit", "--quality-samples"):
-        _fails(["evaluate", str(run), flag, "0", "--quiet"], capsys, f"{flag} must be an int >= 1; got 0")
+@pytest.mark.parametrize("argv, flag, minimum", [
+    (["evaluate", "RUN", "--quiet", "--k"], "--k", 1), (["evaluate", "RUN", "--limit"], "--limit", 1),
+    (["evaluate", "RUN", "--quality-samples"], "--quality-samples", 1), (["sample", "RUN", "--out", "s.png", "-n"], "-n", 1),
+    (["reconstruct", "RUN", "--out", "r.png", "-n"], "-n", 1), (["latent-map", "RUN", "--out", "m.png", "-n"], "-n", 1),
+    (["interpolate", "RUN", "--from", "0", "--to", "1", "--out", "i.png", "--steps"], "--steps", 2),
+    (["manifold", "RUN", "--out", "m.png", "--grid"], "--grid", 1), (["finetune", "RUN", "--labels"], "--labels", 1),
+    (["finetune", "RUN", "--batch-size"], "--batch-size", 1), (["train", "--data", "digits", "--nproc"], "--nproc", 1),
+    (["anomaly", "fit", "--data", "digits", "--out", "d", "--epochs"], "--epochs", 1), (["demo", "--epochs"], "--epochs", 1),
+])
+def test_counts_below_their_minimum_are_refused_before_any_work(argv, flag, minimum, tmp_path, capsys):
+    argv = [str(tmp_path / "no-run") if a == "RUN" else a for a in argv]  # parsing fails before the run is read
+    _fails([*argv, str(minimum - 1)], capsys, f"argument {flag}: must be an int >= {minimum}; got {minimum - 1}")
+    _fails([*argv, "two"], capsys, f"argument {flag}: must be an int >= {minimum}; got 'two'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_finds_its_data_from_any_working_directory(mnist_dir, tmp_path, monkeypatch, capsys):
+    """Relative --data-dir and data paths are recorded absolute: the run's views work from elsewhere."""
+    import os
+
+    monkeypatch.chdir(mnist_dir.parent)
+    x = np.random.default_rng(0).random((60, 3, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for name, data in (("named", ["--data", "mnist", "--data-dir", os.path.relpath(mnist_dir), "--limit", "300"]),
+                       ("array", ["--data", os.path.relpath(tmp_path / "x.npy"), "--likelihood", "gaussian"])):
+        assert main(["train", *data, "--epochs", "1", "--out", str(tmp_path / name), "--quiet"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    for name in ("named", "array"):
+        assert main(["reconstruct", str(tmp_path / name), "-n", "4", "--out", f"{name}.npy"]) == 0, capsys.readouterr().err
+        assert np.load(tmp_path / f"{name}.npy").shape[0] == 4
 
 
 def _parsers(parser, path=("vaekit",)):

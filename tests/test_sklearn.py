@@ -29,3 +29,11 @@ def test_pipeline_and_grid_search_on_real_digits(mnist_small):
     search = GridSearchCV(pipe, {"vae__latent_dim": [2, 8]}, cv=2).fit(x, ytr[:1000])
     assert search.best_params_["vae__latent_dim"] == 8  # 8-D codes separate digits better than 2-D ones
     assert search.score(xte.reshape(len(xte), -1).astype(np.float32), yte) > 0.5  # chance is 0.1
+
+
+def test_sample_counts_must_be_positive_ints(mnist_small):
+    model = vaekit.VAE(latent_dim=2, hidden=(16,), epochs=1, random_state=0).fit(mnist_small[0][:200])
+    assert model.sample(np.int64(3), random_state=0).shape == (3, 1, 28, 28)  # numpy ints are ints
+    for bad in (0, -3, 2.5):
+        with pytest.raises(vaekit.VaekitError, match=r"n \(samples\) must be an int >= 1"):
+            model.sample(bad)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Iterable
 
 
@@ -12,6 +13,12 @@ class VaekitError(ValueError):
 
 class VaekitWarning(UserWarning):
     """Something the user should know about a result (e.g. posterior collapse); the CLI prints it plainly."""
+
+
+def check_count(name: str, value, minimum: int = 1) -> None:
+    """A count the user picks (samples, examples, steps, epochs) must be an int >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise VaekitError(f"{name} must be an int >= {minimum}; got {value!r}")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .config import ModelConfig, TrainConfig
 from .data import DiskRows, to_model_layout
 from .data.files import refuse_sparse
-from .errors import VaekitError
+from .errors import VaekitError, check_count
 from .latent import interpolate_codes
 from .models import AutoencoderModule, SplitBrainModule, VAEModule, get_spec, noise
 from .runs import CONFIG_FILE, encode_means, fit_module, load_module, repeatable_kernels, write_config
@@ -74,6 +74,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
 
     def sample(self, n: int = 1, random_state: int | None = None) -> np.ndarray:
         """n new examples: z from the prior, decoded to their means."""
+        check_count("n (samples)", n)
         self._check_fitted()
         with noise.seeded(seed_of(random_state), self._device()):  # the draws are on the model's device
             z = self.module_.prior().sample((int(n),))

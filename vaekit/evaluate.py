@@ -12,19 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diagnostics
-from .errors import VaekitError
+from .errors import VaekitError, check_count
 from .models import VAEModule, noise
 from .train import to_unit_float
 
 LOG2 = math.log(2.0)
 BLOCK_ELEMENTS = 2 ** 20  # decoder outputs per call on CPU: 4 MB blocks; 64 MB ones miss the cache, 1 MB ones pay Python per call
 GPU_BLOCK_ELEMENTS = 2 ** 26  # a GPU wants big launches, and has the memory for them (256 MB blocks)
-
-
-def check_count(name: str, value) -> None:
-    """A count the user picks (importance samples, examples, samples drawn) must be an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise VaekitError(f"{name} must be an int >= 1; got {value!r}")
 
 
 @torch.no_grad()

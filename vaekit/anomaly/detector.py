@@ -38,7 +38,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .. import estimators
-from ..errors import VaekitError
+from ..errors import VaekitError, check_count
 from ..models import noise
 from ..runs import repeatable_kernels
 from ..io import atomic_write_json, read_json
@@ -74,12 +74,13 @@ class AnomalyDetector(BaseEstimator):
         if not 0 < self.contamination < 0.5:
             raise VaekitError(f"the 'contamination' parameter of AnomalyDetector must be a float in (0, 0.5); "
                               f"got {self.contamination!r}")
+        for name in ("epochs", "latent_dim", "n_members", "max_samples"):
+            if getattr(self, name) is not None:  # None sizes it from the data; 0 must not mean the same
+                check_count(f"the '{name}' parameter of AnomalyDetector", getattr(self, name))
         x = self._features(X, fitting=True)
         table = self.kind_ == "table"
         n_members = self.n_members or (6 if table else 1)
         max_samples = self.max_samples or (512 if table else len(x))
-        if n_members < 1 or max_samples < 1:
-            raise VaekitError(f"n_members and max_samples must be positive; got {n_members} and {max_samples}")
         seed = estimators.seed_of(self.random_state)
         rng = np.random.default_rng(seed)
         self.estimators_ = []

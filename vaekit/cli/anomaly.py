@@ -20,6 +20,7 @@ from ..data import load_data
 from ..errors import VaekitError
 from ..io import atomic_write, atomic_write_json
 from ..tables import drop_missing, read_table
+from .common import count
 
 HELP = "anomaly detection: fit a detector on normal data, score data, evaluate AUROC/AUPRC with plots"
 
@@ -40,8 +41,8 @@ def add_arguments(p) -> None:
     fit.add_argument("--model", default="vae", help="registry model (default: vae)")
     fit.add_argument("--score", choices=SCORES, default="nll")
     fit.add_argument("--contamination", type=float, default=0.1, help="share of the training data flagged")
-    fit.add_argument("--epochs", type=int, help="default: sized to the data")
-    fit.add_argument("--latent-dim", type=int)
+    fit.add_argument("--epochs", type=count(), help="default: sized to the data")
+    fit.add_argument("--latent-dim", type=count())
     fit.add_argument("--seed", type=int, default=0)
     for name in ("score", "evaluate"):
         q = sub.add_parser(name, help="score data with a saved detector" if name == "score"

@@ -1,6 +1,7 @@
 """Pieces the commands share: loading a run and its data."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..config import DataConfig, from_dict
@@ -26,6 +27,20 @@ def load_run_data(run: str, data_dir: str | None = None) -> Dataset:
     if data_dir is not None:
         cfg.data_dir = data_dir
     return load_data(cfg)
+
+
+def count(minimum: int = 1):
+    """An argparse type for counts: below minimum, argparse names the flag and exits 2 before any work."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}; got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}; got {value}")
+        return value
+    parse.__name__ = "count"  # argparse's messages name the type by it
+    return parse
 
 
 def add_run_args(p, out_suffix: str | None = ".png") -> None:

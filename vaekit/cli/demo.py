@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import VaekitError
 from . import train, views
 from . import evaluate as evaluate_cmd
+from .common import count
 from .options import Parser
 
 HELP = "train a 2-D VAE on a built-in data set and write samples, reconstructions, maps, curve and metrics"
@@ -21,7 +22,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="runs/demo", help="folder for the run and its pictures")
     p.add_argument("--data", default="digits", help="data set (default: digits, bundled with scikit-learn)")
     p.add_argument("--data-dir", help="where named data sets live")
-    p.add_argument("--epochs", type=int, help="override the demo's epoch count")
+    p.add_argument("--epochs", type=count(), help="override the demo's epoch count")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -33,7 +34,7 @@ def run(args) -> int:
     flags = ["--out", str(out), "--data", args.data, *DEFAULT_FLAGS]
     if args.data != "digits":  # MNIST-sized sets need fewer passes and larger batches
         flags += ["--epochs", "10", "--batch-size", "128", "--hidden", "512", "256"]
-    if args.epochs:
+    if args.epochs is not None:
         flags += ["--epochs", str(args.epochs)]
     if args.data_dir:
         flags += ["--data-dir", args.data_dir]

@@ -7,10 +7,10 @@ import sys
 
 from ..data import user_cache
 from ..runs import CONFIG_FILE
-from ..evaluate import check_count, evaluate
+from ..evaluate import evaluate
 from ..malloc import EVALUATION_KEEP, keep_freed_memory
 from ..io import atomic_write_json, read_json
-from .common import add_run_args, load_run, load_run_data
+from .common import add_run_args, count, load_run, load_run_data
 
 HELP = ("test ELBO and importance-sampled NLL (nats, bits/dim, standard errors), collapse diagnostics and "
         "sample quality (FD-classifier, precision/recall), as JSON")
@@ -18,24 +18,20 @@ HELP = ("test ELBO and importance-sampled NLL (nats, bits/dim, standard errors),
 
 def add_arguments(p) -> None:
     add_run_args(p, out_suffix=None)
-    p.add_argument("--k", type=int, default=100, help="importance samples per example for the NLL (5000 for papers)")
+    p.add_argument("--k", type=count(), default=100, help="importance samples per example for the NLL (5000 for papers)")
     p.add_argument("--out", help="also write the JSON to this file")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                    help="score one Bernoulli draw of the test images (default: as the run was trained)")
     p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=None,
                    help="FD-classifier and precision/recall of samples (default: when the data have labels); "
                         "trains a feature classifier on the training split once and caches it")
-    p.add_argument("--quality-samples", type=int, default=10000, help="samples drawn for the quality metrics")
-    p.add_argument("--limit", type=int, help="evaluate only the first N test examples")
+    p.add_argument("--quality-samples", type=count(), default=10000, help="samples drawn for the quality metrics")
+    p.add_argument("--limit", type=count(), help="evaluate only the first N test examples")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default="auto", help="'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'")
 
 
 def run(args) -> int:
-    check_count("--k", args.k)  # before any work (the feature classifier can take a minute)
-    check_count("--quality-samples", args.quality_samples)
-    if args.limit is not None:
-        check_count("--limit", args.limit)
     keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
     model = load_run(args.run, device=args.device)
     data = load_run_data(args.run, args.data_dir)

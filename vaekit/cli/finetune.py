@@ -11,17 +11,17 @@ from ..io import atomic_write_json
 from ..models import AutoencoderModule, build_module
 from ..runs import load_module
 from ..stacked import balanced_subset, finetune
-from .common import add_run_args, load_run_data
+from .common import add_run_args, count, load_run_data
 
 HELP = "train a run's encoder plus a softmax classifier on N labels; print the test accuracy as JSON"
 
 
 def add_arguments(p) -> None:
     add_run_args(p, out_suffix=None)
-    p.add_argument("--labels", type=int, default=100, help="labelled training examples, balanced over classes")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--labels", type=count(), default=100, help="labelled training examples, balanced over classes")
+    p.add_argument("--epochs", type=count(), default=100)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=count(), default=32)
     p.add_argument("--from-scratch", action="store_true",
                    help="the same network from a random initialisation: the baseline pretraining should beat")
     p.add_argument("--out", help="also write the JSON to this file")

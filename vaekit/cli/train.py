@@ -12,6 +12,7 @@ import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import DiskRows, load_data
+from ..data.dataset import NAMED
 from ..errors import VaekitError
 from ..runs import CONFIG_FILE, fit_module
 from ..io import atomic_write_json, read_json
@@ -19,6 +20,7 @@ from ..models import MODELS, get_spec
 from ..plots import training_curve
 from ..train import resolve_device
 from ..train.distributed import Distributed
+from .common import count
 from .options import add_config_flags, configs_from_args, read_config_file
 
 HELP = "train a model on a data set into a run folder"
@@ -30,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", help='JSON file {"model": {...}, "train": {...}, "data": {...}}; flags override it')
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=count(), default=1,
                    help="data-parallel processes on this machine (runs torchrun; gloo on CPU, NCCL on GPUs)")
     add_config_flags(p)
 
@@ -71,7 +73,7 @@ def run(args) -> int:
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         doc = saved or {}
-        doc["data"] = to_dict(data_cfg)
+        doc["data"] = _recorded(data_cfg)
         atomic_write_json(out / CONFIG_FILE, doc)
     _, history = fit_module(spec.name, mcfg, tcfg, _tensor(data.train.x),
                             None if data.val is None else _tensor(data.val.x),
@@ -107,6 +109,18 @@ def _launch(args) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
            "-m", "vaekit", "train", *argv]
     return subprocess.call(cmd, env=env)
+
+
+def _recorded(cfg: DataConfig) -> dict:
+    """The data options as config.json keeps them: relative paths made absolute, so that the run's other
+    commands find its data from any working directory."""
+    doc = to_dict(cfg)
+    if doc["data_dir"] is not None:
+        doc["data_dir"] = str(Path(doc["data_dir"]).expanduser().resolve())
+    source = Path(doc["source"]).expanduser()
+    if doc["source"] not in NAMED and source.exists():  # a name wins over a same-named file, as in load_data
+        doc["source"] = str(source.resolve())
+    return doc
 
 
 def _data_config(values: dict):

@@ -9,7 +9,7 @@ from .. import plots
 from ..errors import VaekitError
 from ..latent import interpolate_codes
 from ..io import atomic_write
-from .common import add_run_args, load_run, load_run_data
+from .common import add_run_args, count, load_run, load_run_data
 
 
 def _write(array: np.ndarray, out: str, draw) -> None:
@@ -24,7 +24,7 @@ def _write(array: np.ndarray, out: str, draw) -> None:
 # -- sample ----------------------------------------------------------------------------------------
 def add_sample(p) -> None:
     add_run_args(p)
-    p.add_argument("-n", type=int, default=64, help="how many samples")
+    p.add_argument("-n", type=count(), default=64, help="how many samples")
 
 
 def run_sample(args) -> int:
@@ -37,7 +37,7 @@ def run_sample(args) -> int:
 # -- reconstruct -----------------------------------------------------------------------------------
 def add_reconstruct(p) -> None:
     add_run_args(p)
-    p.add_argument("-n", type=int, default=20, help="how many test examples")
+    p.add_argument("-n", type=count(), default=20, help="how many test examples")
 
 
 def run_reconstruct(args) -> int:
@@ -53,7 +53,7 @@ def add_interpolate(p) -> None:
     add_run_args(p)
     p.add_argument("--from", dest="start", required=True, help="test-set index or image path")
     p.add_argument("--to", dest="end", required=True, help="test-set index or image path")
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=count(2), default=10, help="images on the path, both ends included")
     p.add_argument("--method", choices=["linear", "slerp", "both"], default="both",
                    help="path through latent space (both: the linear row above the spherical one)")
 
@@ -109,7 +109,7 @@ def run_interpolate(args) -> int:
 # -- latent map ------------------------------------------------------------------------------------
 def add_latent_map(p) -> None:
     add_run_args(p)
-    p.add_argument("-n", type=int, default=None, help="use only the first n test examples")
+    p.add_argument("-n", type=count(), default=None, help="use only the first n test examples")
 
 
 def run_latent_map(args) -> int:
@@ -125,7 +125,7 @@ def run_latent_map(args) -> int:
 # -- manifold --------------------------------------------------------------------------------------
 def add_manifold(p) -> None:
     add_run_args(p)
-    p.add_argument("--grid", type=int, default=20, help="images per side")
+    p.add_argument("--grid", type=count(), default=20, help="images per side")
     p.add_argument("--dims", type=int, nargs=2, default=(0, 1), help="the two latent dimensions to vary")
 
 
