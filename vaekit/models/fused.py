@@ -1,12 +1,12 @@
 """The textbook VAE's loss with its backward written out: MLP encoder and decoder with ReLU, a Gaussian
 posterior, the N(0, I) prior with its KL in closed form, and a Bernoulli likelihood.
 
-For this model autograd records ~60 nodes a step and its engine walks them one by one; at MNIST
-scale that bookkeeping, not the arithmetic, is what stands between a training step and the time of its
-matrix products. One autograd node with a hand-written backward does the same arithmetic in about
-half the dispatched ops. Gradients flow to the parameters through autograd as usual, so clipping,
-optimisers and DistributedDataParallel see nothing different; tests check the gradients against
-autograd's in float64.
+For this model autograd records 28 nodes a step besides the parameters' own, and its engine walks
+them one by one; at MNIST scale that bookkeeping is a large share of what stands between a training
+step and the time of its matrix products. Here the loss is 4 nodes, one of them this function with
+its backward written out: 784-400-20 epochs on MNIST ran 9% faster in an interleaved comparison.
+Gradients flow to the parameters through autograd as usual, so clipping, optimisers and
+DistributedDataParallel see nothing different; tests check the gradients against autograd's in float64.
 """
 from __future__ import annotations
 
