@@ -68,23 +68,18 @@ def textbook_layers(encoder: nn.Module, decoder: nn.Module) -> tuple[int, list[n
     """(number of encoder hidden layers, every Linear in order) when encoder and decoder are plain
     Linear + ReLU stacks; None when anything else is in them (convolutions, batch norm, dropout, ...)."""
     layers: list[nn.Linear] = []
-    n_enc = None
     for net in (encoder, decoder):
-        if getattr(net, "upsample", None) is not None:
-            return None
         body = list(net.body)
         if any(not isinstance(m, nn.Linear) for m in body[0::2]) or any(type(m) is not nn.ReLU for m in body[1::2]) \
                 or len(body) % 2:
             return None
-        features = getattr(net, "features", None)
-        if features is not None and not isinstance(features, nn.Flatten):
+        features = getattr(net, "features", None)  # the encoder's: Flatten, or convolutions
+        if getattr(net, "upsample", None) is not None or not isinstance(features, (nn.Flatten, type(None))):
             return None
         layers += [*body[0::2], net.head]
-        if any(layer.bias is None for layer in layers):
-            return None
-        if n_enc is None:
-            n_enc = len(body) // 2
-    return n_enc, layers
+    if any(layer.bias is None for layer in layers):
+        return None
+    return len(encoder.body) // 2, layers
 
 
 def textbook_loss(n_enc: int, layers: list[nn.Linear], x_in: torch.Tensor, x: torch.Tensor,

@@ -110,15 +110,14 @@ class VAEModule(nn.Module):
         (KL(q(z|x) || p(z)); a one-sample estimate where it has no closed form)."""
         cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
         x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training else x
-        if cfg.k == 1 and self._textbook is not None and not x.requires_grad \
-                and not torch.is_autocast_enabled(x.device.type):
-            rec, kl = textbook_loss(*self._textbook, x_in, x, noise.randn((len(x), cfg.latent_dim), 0, x))
-            return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
-            mu, log_var = self.encode(x_in)
-            kl = kl_to_standard_normal(mu, log_var)  # (B,)
-            z = torch.addcmul(mu, (0.5 * log_var).exp(), noise.randn(mu.shape, 0, mu))  # reparameterised, (B, D)
-            rec = self.likelihood.nll(self.decoder(z), x)
+            if self._textbook is not None and not x.requires_grad and not torch.is_autocast_enabled(x.device.type):
+                rec, kl = textbook_loss(*self._textbook, x_in, x, noise.randn((len(x), cfg.latent_dim), 0, x))
+            else:
+                mu, log_var = self.encode(x_in)
+                kl = kl_to_standard_normal(mu, log_var)  # (B,)
+                z = torch.addcmul(mu, (0.5 * log_var).exp(), noise.randn(mu.shape, 0, mu))  # reparameterised, (B, D)
+                rec = self.likelihood.nll(self.decoder(z), x)
             return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
         q1 = self.encode(x_in) if x_in is not x else None  # a denoising VAE encodes the corrupted input
         nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1, q1=q1)  # (k, B), (k, B) or (B,)
