@@ -3,7 +3,9 @@ MNIST and Fashion-MNIST, trained with its one command and scored by `vaekit eval
 
 Each training and evaluation runs as its own process (`python -m vaekit ...`, as a user would) and its
 wall time and CPU time are recorded; a finished run is not trained again, so the script can be
-stopped and restarted. The table is rewritten from every results.json found after each step.
+stopped and restarted. The rows of record live in docs/results.json (runs/ is not in git): a fresh
+run's results.json replaces the row of the same data set and recipe, and docs/results.md is rewritten
+from those rows after each step.
 
     python benchmarks/likelihood_results.py [--only hvae-30min] [--datasets mnist] [--k 5000]
 """
@@ -19,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from vaekit.io import atomic_write_bytes, atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {  # name: (registry model, config file, the budget it is meant to fit on 2 CPU cores)
@@ -81,8 +85,18 @@ def _with_quiet_time(result_file: Path) -> dict:
     return {**r, "quiet_minutes": round(statistics.median(times) * len(times) / 60, 1)}
 
 
-def write_table(runs: Path, out: Path) -> None:
-    rows = sorted((_with_quiet_time(p) for p in runs.glob("*/results.json")), key=lambda r: (r["dataset"], r["recipe"]))
+def update_record(runs: Path, record: Path) -> list[dict]:
+    """The rows of record, each fresh run in runs/ replacing the row of its data set and recipe."""
+    rows = {(r["dataset"], r["recipe"]): r for r in (json.loads(record.read_text()) if record.is_file() else [])}
+    for p in runs.glob("*/results.json"):
+        r = _with_quiet_time(p)
+        rows[r["dataset"], r["recipe"]] = r
+    ordered = [rows[key] for key in sorted(rows)]
+    atomic_write_json(record, ordered)
+    return ordered
+
+
+def write_table(rows: list[dict], out: Path) -> None:
     import torch
 
     lines = [
@@ -107,8 +121,7 @@ def write_table(runs: Path, out: Path) -> None:
                      f"{r['train_minutes']} ({r['quiet_minutes']}) | {r['process_cpu_minutes']} | {r['nll']:.2f} ± {r['nll_stderr']:.2f} "
                      f"(k={r['k']}) | {r['nll_bits_per_dim']:.4f} | {r['neg_elbo']:.2f} | {r['active_units']} |")
     lines += ["", f"Published reference points: {PUBLISHED}.", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    atomic_write_bytes(out, "\n".join(lines).encode())
 
 
 def main(argv=None):
@@ -119,13 +132,14 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=5000)
     p.add_argument("--runs", default=str(ROOT / "runs" / "results"))
     p.add_argument("--table", default=str(ROOT / "docs" / "results.md"))
+    p.add_argument("--record", default=str(ROOT / "docs" / "results.json"), help="the rows of record")
     args = p.parse_args(argv)
     runs = Path(args.runs)
     for dataset in args.datasets:
         for name in args.only or RECIPES:
             r = run_one(name, dataset, args.data_dir, args.k, runs)
             print(json.dumps(r), flush=True)
-            write_table(runs, Path(args.table))
+            write_table(update_record(runs, Path(args.record)), Path(args.table))
 
 
 if __name__ == "__main__":
