@@ -73,7 +73,8 @@ def run_one(name: str, dataset: str, data_dir: str, k: int, runs: Path) -> dict:
               "process_wall_minutes": round(wall / 60, 1), "process_cpu_minutes": round(cpu / 60, 1),
               "nll": m["nll_nats"], "nll_stderr": m["nll_stderr"], "nll_bits_per_dim": m["nll_bits_per_dim"],
               "neg_elbo": m["neg_elbo_nats"], "active_units": m["active_units"], "k": k,
-              "eval_minutes": round(eval_wall / 60, 1), "threads": _threads()}
+              "eval_minutes": round(eval_wall / 60, 1), "threads": _threads(),
+              "date": time.strftime("%Y-%m-%d")}
     result_file.write_text(json.dumps(result, indent=2))
     return result
 
