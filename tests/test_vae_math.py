@@ -103,6 +103,27 @@ def test_fast_nll_matches_the_distribution_and_its_gradient(name):
     assert torch.autograd.gradcheck(lambda p, xx: lik.nll(p, xx), (params[0], xg))
 
 
+@pytest.mark.parametrize("shape, batch", [((1, 28, 28), 1), ((1, 28, 28), 3), ((3, 5, 7), 2), ((1, 1, 1), 4)])
+def test_scoring_bernoulli_nll_matches_the_distribution(shape, batch):
+    """Without gradients the Bernoulli nll takes its grouped-log path: exact for any logits, even sizes
+    (grouped pairwise) and odd ones, one example or several, tiny e^-|l| and logits far past overflow."""
+    from vaekit.models.likelihoods import LIKELIHOODS
+
+    lik = LIKELIHOODS["bernoulli"](shape)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, batch, *shape, generator=g, dtype=torch.double) * 12 - 4
+    logits.view(-1)[:7] = torch.tensor([-200.0, -30.0, -17.0, 0.0, 17.0, 30.0, 200.0], dtype=torch.double)
+    x = (torch.rand(batch, *shape, generator=g) < 0.3).double()
+    expected = -lik(logits).log_prob(x)
+    with torch.no_grad():
+        torch.testing.assert_close(lik.nll(logits, x), expected, rtol=1e-12, atol=1e-9)
+        # float32 keeps float32's accuracy: within 1e-6 of the scale of the sum
+        got = lik.nll(logits.float(), x.float()).double()
+    assert ((got - expected).abs() <= 1e-6 * logits.abs().sum((-3, -2, -1)) + 1e-4).all()
+    assert torch.equal(logits.view(-1)[:7], torch.tensor([-200.0, -30.0, -17.0, 0.0, 17.0, 30.0, 200.0],
+                                                          dtype=torch.double))  # the input is left as it was
+
+
 def test_importance_weights_equal_the_distributions_formula(fitted):
     model, x = fitted
     m = model.module_

@@ -43,6 +43,33 @@ class _BernoulliNLL(torch.autograd.Function):
         return d_logits, d_x
 
 
+LOG2_E = 1 / math.log(2.0)
+MAX_GROUP = 64  # factors (1 + e^-|l|) <= 2 multiplied before one log: at most 2^64, far inside float32
+
+
+def _bernoulli_nll_scoring(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The same sum as _BernoulliNLL with no backward, in ~half the time (scoring, the IS-NLL).
+
+    softplus(l) = relu(l) + log(1 + e^-|l|), relu(l) = (l + |l|) / 2. The linear terms meet in one
+    matrix-vector product; the log terms are multiplied in groups before one log per group, carried as
+    P - 1 via (1 + a)(1 + b) - 1 = a + b + ab so that tiny e^-|l| are not rounded away against 1.
+    exp2 is twice as fast as exp on the CPU. Over MNIST's 784 pixels this runs in 45% of softplus's time.
+    """
+    a = logits.abs()
+    if x.shape[:-1].numel() == 1:  # one example's k samples: a matrix-vector product
+        out = logits @ (0.5 - x.reshape(-1)).to(logits.dtype)
+    else:
+        out = (logits * (0.5 - x)).sum(-1)
+    out = out.add_(a.sum(-1), alpha=0.5)
+    e = a.mul_(-LOG2_E).exp2_()  # e^-|l|, in the buffer of |l|
+    n, group = e.shape[-1], 1
+    while n % 2 == 0 and 2 * group <= MAX_GROUP:
+        n, group = n // 2, 2 * group
+        lo, hi = e[..., :n], e[..., n:2 * n]
+        lo.addcmul_(lo, hi).add_(hi)
+    return out.add_(e[..., :n].log1p().sum(-1))
+
+
 class BernoulliLikelihood(nn.Module):
     """Pixels in [0, 1] read as probabilities; the decoder outputs logits."""
 
@@ -58,8 +85,10 @@ class BernoulliLikelihood(nn.Module):
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z), (...,): logits (..., *shape) against x (B, *shape), broadcast over leading dims."""
         logits = full_precision(logits).flatten(-self.event_dims)
-        x = x.flatten(-self.event_dims).expand_as(logits)
-        return _BernoulliNLL.apply(logits, x)
+        x = x.flatten(-self.event_dims)
+        if not (torch.is_grad_enabled() and (logits.requires_grad or x.requires_grad)):
+            return _bernoulli_nll_scoring(logits, x)
+        return _BernoulliNLL.apply(logits, x.expand_as(logits))
 
 
 class GaussianLikelihood(nn.Module):
