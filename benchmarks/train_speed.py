@@ -4,9 +4,12 @@ The classic recipe is pytorch/examples' vae/main.py (784-400-20, sigmoid + BCE s
 batch 128) fed the common way: a DataLoader over an in-memory TensorDataset, in a process of its own
 with the C library's default allocator settings (vaekit's trainer tunes glibc's for its process, and
 that tuning alone makes the classic loop ~10% faster). The floor is the time of only the matrix
-multiplies one epoch needs (forward, weight gradients, input gradients but the first layer's). The
-three take turns epoch by epoch (the classic process waits while this one works and back), so a busy
-machine slows them alike.
+multiplies one epoch needs (forward, weight gradients, input gradients but the first layer's).
+
+The three take turns in slices of an eighth of an epoch (the classic process waits while this one
+works and back), and each epoch's time is the sum of its slices: on a shared machine whose speed
+drifts by 30% within a minute, all three then see the same machine. Epoch-by-epoch turns gave ratios
+that moved by 0.15 between runs of the same code.
 
     python benchmarks/train_speed.py [--epochs 10] [--data-dir ../shared/data]
 """
@@ -53,7 +56,8 @@ def classic_loss(recon, x, mu, logvar):
 
 
 class ClassicRun:
-    """pytorch/examples' training loop, one epoch per call, fed by a DataLoader over a TensorDataset."""
+    """pytorch/examples' training loop fed by a DataLoader over a TensorDataset, run a slice of an epoch
+    per call; an epoch's time is the sum of its slices."""
 
     def __init__(self, x_train):
         torch.manual_seed(0)
@@ -61,19 +65,27 @@ class ClassicRun:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train), batch_size=128,
                                                   shuffle=True)
-        self.times = []
+        self.batches, self.elapsed, self.times = None, 0.0, []
 
-    def epoch(self) -> None:
+    def run_slice(self, n_steps: int) -> None:
         self.model.train()
         t0 = time.perf_counter()
+        if self.batches is None:  # a new epoch: its iterator (and shuffle) counts in its time
+            self.batches = iter(self.loader)
         train_loss = 0.0
-        for (xb,) in self.loader:
+        for _ in range(n_steps):
+            (xb,) = next(self.batches)
             self.opt.zero_grad()
             loss = classic_loss(*_fwd(self.model, xb))
             loss.backward()
             train_loss += loss.item()
             self.opt.step()
-        self.times.append(time.perf_counter() - t0)
+        self.elapsed += time.perf_counter() - t0
+
+    def end_epoch(self) -> None:
+        assert next(self.batches, None) is None, "slices must cover the epoch"
+        self.times.append(self.elapsed)
+        self.batches, self.elapsed = None, 0.0
 
     @torch.no_grad()
     def test_loss(self, x_test) -> float:
@@ -83,13 +95,16 @@ class ClassicRun:
 
 
 def classic_process(conn, data_dir: str) -> None:
-    """The classic recipe in its own process: one epoch per 'epoch' message, its time sent back."""
+    """The classic recipe in its own process: ('slice', n) runs n steps, ('end',) closes an epoch."""
     data = load_data(DataConfig("mnist", data_dir=data_dir, val_fraction=0))
     run = ClassicRun(torch.from_numpy(data.train.x.copy()).float() / 255)
     conn.send("ready")
-    while conn.recv() != "test":  # "epoch"
-        run.epoch()
-        conn.send(run.times[-1])
+    while (msg := conn.recv())[0] != "test":
+        if msg[0] == "slice":
+            run.run_slice(msg[1])
+        else:
+            run.end_epoch()
+        conn.send("done")
     conn.send((run.times, run.test_loss(torch.from_numpy(data.test.x.copy()).float() / 255)))
 
 
@@ -98,23 +113,24 @@ def _fwd(model, xb):
     return recon, xb, mu, logvar
 
 
-def matmul_floor(steps: int, batch: int = 128, repeats: int = 3) -> float:
-    """Seconds for one epoch of only the matrix multiplies (best of repeats)."""
-    ops = []
-    for i, (n_in, n_out) in enumerate(LAYERS):
-        x, w, g = torch.randn(batch, n_in), torch.randn(n_out, n_in), torch.randn(batch, n_out)
-        ops.append((x, w.t()))  # forward
-        ops.append((g.t(), x))  # weight gradient
-        if i > 0:
-            ops.append((g, w))  # input gradient (the data need none)
-    best = math.inf
-    for _ in range(repeats):
+class MatmulFloor:
+    """Only the matrix multiplies of training steps at batch 128, on random operands."""
+
+    def __init__(self, batch: int = 128):
+        self.ops = []
+        for i, (n_in, n_out) in enumerate(LAYERS):
+            x, w, g = torch.randn(batch, n_in), torch.randn(n_out, n_in), torch.randn(batch, n_out)
+            self.ops.append((x, w.t()))  # forward
+            self.ops.append((g.t(), x))  # weight gradient
+            if i > 0:
+                self.ops.append((g, w))  # input gradient (the data need none)
+
+    def seconds(self, steps: int) -> float:
         t0 = time.perf_counter()
         for _ in range(steps):
-            for a, b in ops:
+            for a, b in self.ops:
                 torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return best
+        return time.perf_counter() - t0
 
 
 def main(argv=None):
@@ -132,24 +148,37 @@ def main(argv=None):
     classic = multiprocessing.get_context("spawn").Process(target=classic_process, args=(child_conn, args.data_dir))
     classic.start()
     assert conn.recv() == "ready"
-    floors = []
+    floor, slices = MatmulFloor(), 8
+    ends = {round(steps * (j + 1) / slices) for j in range(slices)}  # the last step of each slice, 1-based
+    pauses, floor_times, done = [0.0] * args.epochs, [0.0] * args.epochs, [0]
 
-    def between_epochs(row):
-        # one classic epoch and one floor timing after every vaekit epoch: machine noise hits all three alike
-        conn.send("epoch")
-        conn.recv()
-        floors.append(matmul_floor(steps, repeats=1))
+    def ask(*msg):
+        conn.send(msg)
+        assert conn.recv() == "done"
+
+    def between_slices(epoch, step):
+        # after each eighth of a vaekit epoch: the same steps of the classic recipe, then of the floor
+        if step + 1 not in ends:
+            return
+        t0 = time.perf_counter()
+        ask("slice", step + 1 - done[0])
+        floor_times[epoch] += floor.seconds(step + 1 - done[0])
+        done[0] = step + 1
+        if step + 1 == steps:
+            ask("end")
+            done[0] = 0
+        pauses[epoch] += time.perf_counter() - t0
 
     torch.manual_seed(0)
     module = build_module("vae", MODELS["vae"].config(latent_dim=20, hidden=(400,)), (1, 28, 28))
     trainer = Trainer(module, TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3), verbose=False,
-                      on_epoch_end=between_epochs)
-    ours_times = [row["time_s"] for row in trainer.fit(x_train_u8)]
+                      on_step=between_slices)
+    ours_times = [row["time_s"] - pause for row, pause in zip(trainer.fit(x_train_u8), pauses)]
     ours_elbo = trainer.evaluate_losses(x_test_u8)["loss"]
-    conn.send("test")
+    conn.send(("test",))
     classic_times, classic_elbo = conn.recv()
     classic.join()
-    floor = statistics.median(floors)
+    floor = statistics.median(floor_times)
     c, o = statistics.median(classic_times), statistics.median(ours_times)
     rows = [("classic (DataLoader)", c, classic_elbo), ("vaekit Trainer", o, ours_elbo), ("matmul floor", floor, None)]
     print(f"{'':24}{'s/epoch (median)':>18}{'test -ELBO':>12}")

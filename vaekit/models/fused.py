@@ -1,67 +1,104 @@
 """The textbook VAE's loss with its backward written out: MLP encoder and decoder with ReLU, a Gaussian
 posterior, the N(0, I) prior with its KL in closed form, and a Bernoulli likelihood.
 
-For this model autograd records 28 nodes a step besides the parameters' own, and its engine walks
-them one by one; at MNIST scale that bookkeeping is a large share of what stands between a training
-step and the time of its matrix products. Here the loss is 4 nodes, one of them this function with
-its backward written out: 784-400-20 epochs on MNIST ran 9% faster in an interleaved comparison.
-Gradients flow to the parameters through autograd as usual, so clipping, optimisers and
-DistributedDataParallel see nothing different; tests check the gradients against autograd's in float64.
+At MNIST scale what stands between a training step and the time of its matrix products is mostly
+bookkeeping, so this model's step has two short paths:
+- textbook_loss: one autograd node for the whole loss (autograd would record 28), so clipping,
+  optimisers and DistributedDataParallel see the usual gradients; the evaluation and DDP path.
+- textbook_loss_and_grads: forward and backward as plain calls that write .grad themselves. Autograd's
+  engine costs ~0.3 ms a 784-400-20 step even for one node (saving tensors, calling back into Python,
+  accumulating eight gradients): 6% of the step. The trainer takes it in one process.
+Tests check both against autograd in float64.
 """
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
+def textbook_forward(x_in: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, n_enc: int, params):
+    """(rec, kl, saved): rec and kl each (B,), saved what textbook_backward needs. params are the Linear
+    layers' (weight, bias) in order: encoder hidden layers, encoder head (mu and log-variance), decoder
+    hidden layers, decoder head (logits).
+
+    Activations are kept feature-major, (features, B): each layer is W @ h, which MKL runs 5-9% faster
+    than the batch-major h @ W.t() at these shapes, and a head's mu and log-variance are contiguous rows.
+    """
+    ws, bs = params[0::2], params[1::2]
+    acts = [x_in.t()]  # the input of each Linear layer, (features, B)
+    h = acts[0]
+    for i in range(n_enc):
+        h = torch.addmm(bs[i].unsqueeze(1), ws[i], h).relu_()
+        acts.append(h)
+    mu, log_var = torch.addmm(bs[n_enc].unsqueeze(1), ws[n_enc], h).chunk(2, dim=0)
+    std = log_var.mul(0.5).exp_()
+    eps = eps.t()
+    h = torch.addcmul(mu, std, eps)  # z
+    acts.append(h)
+    for i in range(n_enc + 1, len(ws) - 1):
+        h = torch.addmm(bs[i].unsqueeze(1), ws[i], h).relu_()
+        acts.append(h)
+    logits = torch.addmm(bs[-1].unsqueeze(1), ws[-1], h)
+    x = x.t()
+    p = torch.sigmoid(logits)  # the backward's, and the log terms of the forward's
+    rec = _bernoulli_nll_columns(logits, x, p)
+    var = std * std
+    kl = torch.addcmul(var, mu, mu).sub_(log_var).sum(0).sub_(mu.shape[0]).mul_(0.5)
+    return rec, kl, (p, x, mu, std, var, eps, *acts, *ws)
+
+
+def textbook_backward(saved, n_enc: int, g_rec, g_kl, out=None) -> list[torch.Tensor]:
+    """The gradients of sum(g_rec * rec + g_kl * kl) for every weight and bias, in params' order;
+    g_rec and g_kl are numbers or (B,) tensors. out: tensors to write them into (None: new ones)."""
+    p, x, mu, std, var, eps, *rest = saved
+    n = len(rest) // 2
+    acts, ws = rest[:n], rest[n:]
+    grads = list(out) if out is not None else [None] * (2 * n)
+    d = torch.sub(p, x).mul_(g_rec)  # d loss / d logits, (pixels, B)
+    for i in range(n - 1, -1, -1):
+        a = acts[i]
+        grads[2 * i] = torch.mm(d, a.t(), out=grads[2 * i])
+        grads[2 * i + 1] = torch.sum(d, 1, out=grads[2 * i + 1])
+        if i == 0:
+            break
+        d = ws[i].t().mm(d)  # d loss / d acts[i]
+        if i == n_enc + 1:  # acts[i] is z = mu + std * eps: to (d mu, d log_var)
+            d_log_var = (d * eps).mul_(std).add_((var - 1).mul_(g_kl)).mul_(0.5)
+            d = torch.cat([d.add(mu * g_kl), d_log_var], dim=0)  # d kl / d mu = mu
+        else:
+            d = torch.ops.aten.threshold_backward(d, a, 0)  # ReLU: zero where the output was 0
+    return grads
+
+
 class _TextbookVAELoss(torch.autograd.Function):
-    """(rec, kl), each (B,), from flat inputs and the Linear layers' (weight, bias) in order: encoder
-    hidden layers, encoder head (mu and log-variance), decoder hidden layers, decoder head (logits)."""
+    """(rec, kl) of textbook_forward as one autograd node."""
 
     @staticmethod
     def forward(ctx, x_in, x, eps, n_enc: int, *params):
-        ws, bs = params[0::2], params[1::2]
-        acts = [x_in]  # the input of each Linear layer
-        h = x_in
-        for i in range(n_enc):
-            h = torch.addmm(bs[i], h, ws[i].t()).relu_()
-            acts.append(h)
-        mu, log_var = torch.addmm(bs[n_enc], h, ws[n_enc].t()).chunk(2, dim=1)
-        std = log_var.mul(0.5).exp_()
-        h = torch.addcmul(mu, std, eps)  # z
-        acts.append(h)
-        for i in range(n_enc + 1, len(ws) - 1):
-            h = torch.addmm(bs[i], h, ws[i].t()).relu_()
-            acts.append(h)
-        logits = torch.addmm(bs[-1], h, ws[-1].t())
-        rec = torch.addcmul(F.softplus(logits), x, logits, value=-1).sum(1)
-        var = std * std
-        kl = torch.addcmul(var, mu, mu).sub_(log_var).sum(1).sub_(mu.shape[1]).mul_(0.5)
-        ctx.n_enc, ctx.n_layers = n_enc, len(ws)
-        ctx.save_for_backward(logits, x, mu, std, var, eps, *acts, *ws)
+        rec, kl, saved = textbook_forward(x_in, x, eps, n_enc, params)
+        ctx.n_enc = n_enc
+        ctx.save_for_backward(*saved)
         return rec, kl
 
     @staticmethod
     def backward(ctx, g_rec, g_kl):
-        n_enc, n = ctx.n_enc, ctx.n_layers
-        logits, x, mu, std, var, eps, *rest = ctx.saved_tensors
-        acts, ws = rest[:n], rest[n:]
-        grads: list[torch.Tensor | None] = [None] * (2 * n)
-        d = torch.sigmoid(logits).sub_(x).mul_(g_rec.unsqueeze(1))  # d loss / d logits
-        for i in range(n - 1, -1, -1):
-            a = acts[i]
-            grads[2 * i], grads[2 * i + 1] = d.t().mm(a), d.sum(0)
-            if i == 0:
-                break
-            d = d.mm(ws[i])  # d loss / d acts[i]
-            if i == n_enc + 1:  # acts[i] is z = mu + std * eps: to (d mu, d log_var)
-                g = g_kl.unsqueeze(1)  # d kl / d mu = mu, d kl / d log_var = (var - 1) / 2
-                d_log_var = (d * eps).mul_(std).add_((var - 1).mul_(g)).mul_(0.5)
-                d = torch.cat([torch.addcmul(d, g, mu), d_log_var], dim=1)
-            else:
-                d = torch.ops.aten.threshold_backward(d, a, 0)  # ReLU: zero where the output was 0
-        return (None, None, None, None, *grads)
+        return (None, None, None, None, *textbook_backward(ctx.saved_tensors, ctx.n_enc, g_rec, g_kl))
+
+
+def _bernoulli_nll_columns(logits: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """-log p(x|logits) of each column, (B,), given p = sigmoid(logits) (the backward needs it anyway).
+
+    softplus(l) = relu(l) - log sigmoid(|l|), and sigmoid(|l|) = max(p, 1 - p). The logs are taken of
+    products of 16 such factors (each in [1/2, 1], so no underflow), one log per group of pixels: this
+    costs a third of softplus, whose exp is slow on the CPU. In float32 the sum is as accurate as
+    softplus's (both ~2e-7 relative); the gradient never sees it, it comes from p alone.
+    """
+    n, b = logits.shape
+    group = math.gcd(n, 16)
+    q = torch.maximum(p, 1 - p).view(n // group, group, b).prod(1)
+    return torch.addcmul(logits.clamp_min(0), logits, x, value=-1).sum(0).sub_(q.log_().sum(0))
 
 
 def textbook_layers(encoder: nn.Module, decoder: nn.Module) -> tuple[int, list[nn.Linear]] | None:
@@ -87,3 +124,18 @@ def textbook_loss(n_enc: int, layers: list[nn.Linear], x_in: torch.Tensor, x: to
     """(-log p(x|z), KL(q(z|x_in) || N(0, I))), each (B,), with z = mu + std * eps; inputs flattened."""
     params = [t for layer in layers for t in (layer.weight, layer.bias)]
     return _TextbookVAELoss.apply(x_in.flatten(1), x.flatten(1), eps, n_enc, *params)
+
+
+@torch.no_grad()
+def textbook_loss_and_grads(n_enc: int, layers: list[nn.Linear], x_in: torch.Tensor, x: torch.Tensor,
+                            eps: torch.Tensor, g_rec: float, g_kl: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """textbook_loss's (rec, kl), detached, with each parameter's .grad set to the gradient of
+    g_rec * rec.sum() + g_kl * kl.sum(), written over the tensor it held. Reusing the same 2.6 MB of
+    gradients every step rather than fresh ones made 784-400-20 steps 3-4% faster (fewer cache misses)."""
+    params = [t for layer in layers for t in (layer.weight, layer.bias)]
+    rec, kl, saved = textbook_forward(x_in.flatten(1), x.flatten(1), eps, n_enc, params)
+    buffers = [t.grad if t.grad is not None and t.grad.is_contiguous() and t.grad.dtype == t.dtype else None
+               for t in params]
+    for t, g in zip(params, textbook_backward(saved, n_enc, g_rec, g_kl, out=buffers)):
+        t.grad = g
+    return rec, kl

@@ -18,7 +18,7 @@ from torch.distributions import Categorical, Distribution, Independent, MixtureS
 
 from ..config import ModelConfig
 from . import noise
-from .fused import textbook_layers, textbook_loss
+from .fused import textbook_layers, textbook_loss, textbook_loss_and_grads
 from ..errors import VaekitError
 from .likelihoods import LIKELIHOODS, full_precision
 from .networks import DenseNet, Decoder, Encoder
@@ -111,22 +111,39 @@ class VAEModule(nn.Module):
         cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
         x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training else x
         if cfg.k == 1 and len(self.sizes) == 1 and self.learned_prior is None:
-            if self._textbook is not None and not x.requires_grad and not torch.is_autocast_enabled(x.device.type):
-                rec, kl = textbook_loss(*self._textbook, x_in, x, noise.randn((len(x), cfg.latent_dim), 0, x))
+            if self._textbook_applies(x):
+                rec, kl = textbook_loss(*self._textbook, x_in, x, self._eps(x))
             else:
                 mu, log_var = self.encode(x_in)
                 kl = kl_to_standard_normal(mu, log_var)  # (B,)
                 z = torch.addcmul(mu, (0.5 * log_var).exp(), noise.randn(mu.shape, 0, mu))  # reparameterised, (B, D)
                 rec = self.likelihood.nll(self.decoder(z), x)
-            return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
+            return _elbo_terms(rec, kl, weight)
         q1 = self.encode(x_in) if x_in is not x else None  # a denoising VAE encodes the corrupted input
         nll, log_ratio = self.bound_terms(x, cfg.k, analytic_top=cfg.k == 1, q1=q1)  # (k, B), (k, B) or (B,)
         if cfg.k == 1:
-            rec, kl = nll[0], -log_ratio.expand_as(nll)[0]
-            return {"loss": rec + weight * kl, "rec": rec, "kl": kl}
+            return _elbo_terms(nll[0], -log_ratio.expand_as(nll)[0], weight)
         log_w = -nll + weight * log_ratio
         bound = torch.logsumexp(log_w, dim=0) - math.log(cfg.k)
         return {"loss": -bound, "rec": nll.mean(0), "kl": -log_ratio.mean(0)}
+
+    def loss_with_grads(self, x: torch.Tensor, scale: float) -> dict[str, torch.Tensor] | None:
+        """loss(x), detached, with each parameter's .grad set to the gradient of scale * loss.sum() (not
+        added to it, as backward would) by the hand-written backward, not autograd. None where this model
+        has no such path: the caller then runs loss and backward itself."""
+        if self.cfg.k != 1 or not self._textbook_applies(x):
+            return None
+        cfg, weight = self.cfg, self.cfg.beta * self.kl_scale
+        x_in = corrupt(x, cfg.corruption, cfg.corruption_level) if self.training else x
+        rec, kl = textbook_loss_and_grads(*self._textbook, x_in, x, self._eps(x), scale, scale * weight)
+        return _elbo_terms(rec, kl, weight)
+
+    def _textbook_applies(self, x: torch.Tensor) -> bool:
+        return self._textbook is not None and not x.requires_grad and not torch.is_autocast_enabled(x.device.type)
+
+    def _eps(self, x: torch.Tensor) -> torch.Tensor:
+        """The reparameterisation's noise for the textbook path, (B, latent_dim)."""
+        return noise.randn((len(x), self.cfg.latent_dim), 0, x)
 
     def bound_terms(self, x: torch.Tensor, k: int, analytic_top: bool = False, q1=None):
         """k samples of the whole latent path: (-log p(x|z_1), sum over layers of log p(z) - log q(z|.)),
@@ -176,6 +193,11 @@ class VAEModule(nn.Module):
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _elbo_terms(rec: torch.Tensor, kl: torch.Tensor, weight: float) -> dict[str, torch.Tensor]:
+    """The one-sample bound's terms with the KL weighed by beta (and warm-up)."""
+    return {"loss": rec + weight * kl if weight != 1 else rec + kl, "rec": rec, "kl": kl}
 
 
 def _refuse_autoencoder_options(cfg: ModelConfig) -> None:

@@ -155,6 +155,9 @@ class Trainer:
         perm = torch.randperm(len(x), generator=self.shuffle_rng, device=self.device)
         sums = None
         params = [p for g in opt.param_groups for p in g["params"]]
+        # a module that sets its own gradients skips autograd's engine (in one process without loss scaling:
+        # DDP averages gradients through autograd's hooks, and the scaler scales the loss before backward)
+        direct = getattr(module, "loss_with_grads", None) if not self.dist.active and scaler is None else None
         for step in range(steps):
             if c.schedule != "constant":
                 for g in opt.param_groups:
@@ -162,14 +165,19 @@ class Trainer:
             if c.kl_warmup_epochs:
                 module.kl_scale = min(1.0, (epoch * steps + step + 1) / (c.kl_warmup_epochs * steps))
             idx = perm[step * c.batch_size:(step + 1) * c.batch_size]  # the global batch
+            # sum / (global batch / processes): DDP's average over processes is then the global batch mean
+            per_example = len(idx) / self.dist.world_size
             with self.dist.shard(len(idx)) as mine, self.autocast():
                 xb = self.prepare(self._rows(x, idx[mine]))
-                out = (self.loss_fn(xb) if targets is None  # per-example terms, each (B,)
-                       else self.loss_fn(xb, to_unit_float(self._rows(targets, idx[mine]))))
-            opt.zero_grad(set_to_none=True)
-            # sum / (global batch / processes): DDP's average over processes is then the global batch mean
-            loss = out["loss"].sum() / (len(idx) / self.dist.world_size)
-            (loss if scaler is None else scaler.scale(loss)).backward()
+                out = direct(xb, 1 / per_example) if direct is not None and targets is None else None  # grads set
+                set_grads = out is not None
+                if not set_grads:
+                    out = (self.loss_fn(xb) if targets is None  # per-example terms, each (B,)
+                           else self.loss_fn(xb, to_unit_float(self._rows(targets, idx[mine]))))
+            if not set_grads:
+                opt.zero_grad(set_to_none=True)
+                loss = out["loss"].sum() / per_example
+                (loss if scaler is None else scaler.scale(loss)).backward()
             if scaler is not None and (c.clip_value is not None or c.clip_norm is not None):
                 scaler.unscale_(opt)
             if c.clip_value is not None:
