@@ -65,8 +65,9 @@ def textbook_backward(saved, n_enc: int, g_rec, g_kl, out=None) -> list[torch.Te
             break
         d = ws[i].t().mm(d)  # d loss / d acts[i]
         if i == n_enc + 1:  # acts[i] is z = mu + std * eps: to (d mu, d log_var)
+            # d z / d log_var = eps * std / 2; d kl / d log_var = (var - 1) / 2; d kl / d mu = mu
             d_log_var = (d * eps).mul_(std).add_((var - 1).mul_(g_kl)).mul_(0.5)
-            d = torch.cat([d.add(mu * g_kl), d_log_var], dim=0)  # d kl / d mu = mu
+            d = torch.cat([d.add(mu * g_kl), d_log_var], dim=0)
         else:
             d = torch.ops.aten.threshold_backward(d, a, 0)  # ReLU: zero where the output was 0
     return grads
