@@ -75,7 +75,7 @@ def test_autocast_iwae_and_input_gradients_fall_back_to_autograd(digits, monkeyp
 
 @pytest.mark.parametrize("kl_scale", [1.0, 0.25])
 def test_loss_with_grads_writes_autograds_gradients(digits, kl_scale):
-    """The trainer's step without autograd's engine: the same terms, the same (accumulated) gradients."""
+    """The trainer's step without autograd's engine: the same terms, the same gradients, set in place."""
     model = _vae((16,), beta=2.0, corruption="mask")
     model.kl_scale = kl_scale
     params = list(model.parameters())

@@ -155,9 +155,10 @@ class Trainer:
         perm = torch.randperm(len(x), generator=self.shuffle_rng, device=self.device)
         sums = None
         params = [p for g in opt.param_groups for p in g["params"]]
-        # a module that sets its own gradients skips autograd's engine (in one process without loss scaling:
-        # DDP averages gradients through autograd's hooks, and the scaler scales the loss before backward)
-        direct = getattr(module, "loss_with_grads", None) if not self.dist.active and scaler is None else None
+        # a module that sets its own gradients skips autograd's engine (in one process without loss scaling or
+        # targets: DDP averages gradients through autograd's hooks, and the scaler scales the loss before backward)
+        direct = getattr(module, "loss_with_grads", None) \
+            if not self.dist.active and scaler is None and targets is None else None
         for step in range(steps):
             if c.schedule != "constant":
                 for g in opt.param_groups:
@@ -169,7 +170,7 @@ class Trainer:
             per_example = len(idx) / self.dist.world_size
             with self.dist.shard(len(idx)) as mine, self.autocast():
                 xb = self.prepare(self._rows(x, idx[mine]))
-                out = direct(xb, 1 / per_example) if direct is not None and targets is None else None  # grads set
+                out = direct(xb, 1 / per_example) if direct is not None else None  # grads set; None: no such path
                 set_grads = out is not None
                 if not set_grads:
                     out = (self.loss_fn(xb) if targets is None  # per-example terms, each (B,)
