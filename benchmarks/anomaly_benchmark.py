@@ -9,7 +9,8 @@ Methods: vaekit.anomaly.AnomalyDetector() with its defaults (raw pixels / raw ta
 itself); scikit-learn's IsolationForest, OneClassSVM and LocalOutlierFactor(novelty=True) on standardised
 features; PyOD's AutoEncoder and VAE with their defaults (they standardise internally). Several seeds
 for the seeded methods. Results are cached in runs/anomaly/results.jsonl (rerunning resumes) and
-written to docs/anomaly.md with a bar chart.
+written to docs/anomaly.md with a bar chart; a run of one protocol writes docs/anomaly-<protocol>.md and
+its chart instead, so that it never overwrites the other protocol's tables.
 
     python benchmarks/anomaly_benchmark.py [--seeds 0 1 2] [--protocols one-class adbench] [--quick]
 """
@@ -111,7 +112,7 @@ def run(args) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict], methods: list[str], out: Path) -> str:
+def summarise(rows: list[dict], methods: list[str], chart: Path) -> str:
     """Markdown: per-task AUROC (mean over seeds) per method, the mean per group, and the bar chart."""
     by = {}
     for r in rows:
@@ -140,7 +141,7 @@ def summarise(rows: list[dict], methods: list[str], out: Path) -> str:
             lines.append("")
             if metric == "auroc":
                 bars.append({"group": group, **{m: 100 * np.nanmean(means[m]) for m in methods}})
-    _bar_chart(bars, methods, out / "anomaly.png")
+    _bar_chart(bars, methods, chart)
     return "\n".join(lines)
 
 
@@ -159,7 +160,7 @@ def _bar_chart(bars: list[dict], methods: list[str], path: Path) -> None:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--protocols", nargs="+", default=["one-class", "adbench"])
+    p.add_argument("--protocols", nargs="+", choices=["one-class", "adbench"], default=["one-class", "adbench"])
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     p.add_argument("--methods", nargs="+", default=["vaekit", "IsolationForest", "OneClassSVM", "LOF",
                                                     "PyOD AutoEncoder", "PyOD VAE"])
@@ -173,12 +174,15 @@ def main(argv=None):
     rows = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    both = set(args.protocols) >= {"one-class", "adbench"}
+    name = "anomaly" if both else f"anomaly-{args.protocols[0]}"
+    command = f"--seeds {' '.join(map(str, args.seeds))}" + ("" if both else f" --protocols {args.protocols[0]}")
     text = ["# Anomaly detection: vaekit against IsolationForest, OneClassSVM, LOF and PyOD", "",
-            f"Written by `python benchmarks/anomaly_benchmark.py --seeds {' '.join(map(str, args.seeds))}` "
+            f"Written by `python benchmarks/anomaly_benchmark.py {command}` "
             "(see its docstring for the protocols). Numbers are percentages; ± is the standard deviation of the "
             "mean over seeds (OneClassSVM and LOF are deterministic and run once).", "",
-            "![mean AUROC](anomaly.png)", "", summarise(rows, args.methods, out)]
-    (out / "anomaly.md").write_text("\n".join(text))
+            f"![mean AUROC]({name}.png)", "", summarise(rows, args.methods, out / f"{name}.png")]
+    (out / f"{name}.md").write_text("\n".join(text))
 
 
 if __name__ == "__main__":

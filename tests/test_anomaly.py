@@ -57,6 +57,21 @@ def test_table_ensemble_members_train_on_their_own_rows(cardio):
     assert auroc_auprc(y, det.decision_scores_)["auroc"] > 0.7
 
 
+def test_trimmed_refit_leaves_out_the_rows_its_first_fit_finds_most_anomalous(cardio):
+    x, y = cardio
+    det = AnomalyDetector(n_members=2, max_samples=500, trim=0.1, **FAST).fit(x)
+    a, b = det.trimmed_
+    assert len(a) == len(b) == 50 and len(np.intersect1d(a, b)) < 25  # each member trims its own rows
+    assert y[np.concatenate(det.trimmed_)].mean() > 3 * y.mean()  # the trimmed rows are rich in cardio's anomalies
+    # the member kept is a fresh fit on the other rows: refitting those with the member's seed gives its scores
+    whole = AnomalyDetector(n_members=1, max_samples=len(x), trim=0.1, **FAST).fit(x)
+    keep = np.setdiff1d(np.arange(len(x)), whole.trimmed_[0])
+    refit = whole._fit_member(whole._features(x)[keep], whole.estimators_[0].random_state)
+    x_in = whole._input(x)
+    np.testing.assert_array_equal(whole._member_scores(refit, x_in), whole.decision_scores_)
+    assert len(AnomalyDetector(n_members=1, trim=0, **FAST).fit(x).trimmed_[0]) == 0
+
+
 def test_ensemble_members_warnings_are_said_once_per_kind():
     import warnings
     from vaekit.anomaly.detector import _warn_once_per_kind
@@ -121,6 +136,8 @@ def test_bad_tables_get_clear_errors(tmp_path, cardio):
         schema.transform(read_table(path))
     with pytest.raises(VaekitError, match="contamination"):
         AnomalyDetector(contamination=0.7).fit(cardio[0])
+    with pytest.raises(VaekitError, match=r"'trim' parameter of AnomalyDetector must be a float in \[0, 0.5\)"):
+        AnomalyDetector(trim=0.5).fit(cardio[0])
 
 
 def test_one_class_mnist_separates_an_unseen_digit(mnist):
@@ -137,8 +154,9 @@ def test_cli_fit_score_evaluate_on_a_real_csv(telco_path, tmp_path, capsys):
                  "--epochs", "5"]) == 2
     assert "--drop-missing" in capsys.readouterr().err
     assert main(["anomaly", "fit", "--data", str(telco_path), "--label-column", "churn", "--drop-missing",
-                 "--out", str(det), "--epochs", "5"]) == 0
+                 "--out", str(det), "--epochs", "5", "--trim", "0.05"]) == 0
     assert "dropped 11 rows" in capsys.readouterr().err
+    assert load_detector(det).trim == 0.05  # the option reaches the detector and is saved with it
     assert main(["anomaly", "score", str(det), "--data", str(telco_path), "--label-column", "churn",
                  "--drop-missing", "--out", str(tmp_path / "s.csv")]) == 0
     with open(tmp_path / "s.csv") as f:

@@ -35,6 +35,18 @@ a later knee, 5 arcsinh(v / 5), gave 78.3 / 40.9 (musk 89 -> 95, mammography 80 
 An ensemble's score is the mean of its members' scores, each divided by the inter-quartile range of that
 member's scores on the whole training set, so that no member's units dominate; a single member keeps nats.
 
+Trimmed refits (trim=0.1 on tables): each member is fitted, scores its own rows, and is fitted again from
+scratch without the highest-scoring tenth. Unsupervised training data holds anomalies, and a model fitted to
+them learns them as normal; the first fit finds most of them (on cardio the trimmed rows are mostly
+anomalies). On the ADBench seed-0 split this lifts the mean AUROC from 78.9 to 80.3 and the mean AUPRC from
+42.5 to 50.5: musk 88 -> 99.8 (AUPRC 20 -> 94), wine 87 -> 93, annthyroid 88.5 -> 92, optdigits 70 -> 73,
+thyroid's AUPRC 48 -> 87; mammography falls 81 -> 80. Over seeds 0 and 1 the benchmark gives 80.07 / 49.4,
+level with Isolation Forest's 80.08 / 47.2 (docs/anomaly-adbench.md). Fits take twice as long. Images keep one fit (trim=0):
+the one-class protocol's training data is one clean class, and its results were measured that way.
+Probes that did not beat the untrimmed ensemble on that split, and why the scaling stays as it is: robust
+sigma units (IQR / 1.349) before the arcsinh gave 78.6 and scaling the features by 1.35 after it 78.7; a
+tighter fit helps vowels, musk and mammography and costs cardio and optdigits, as a learned variance does.
+
 On grey pixels a Bernoulli likelihood's -log p(x|z) can not go below the pixels' own binary entropy
 sum_d H(x_d), which is large for images with much grey and small for nearly binary ones: raw scores call
 simple images normal whatever they show (the complexity bias of likelihood-based detectors, Serra et al.
@@ -70,14 +82,17 @@ class AnomalyDetector(BaseEstimator):
     a quarter of the features, 2 to 16 units; images: 16 units and 60 epochs, which fit one class's ~6,000
     images better than 30: one-class Fashion-MNIST's mean AUROC went from 91.97 to 92.11, seeds 0 and 1); params:
     further model or training options (for every member). n_members / max_samples: the ensemble's size and
-    each member's rows (None: 6 members of 512 rows on tables, one model of all rows on images).
+    each member's rows (None: 6 members of 512 rows on tables, one model of all rows on images). trim: the
+    share of each member's rows left out of its refit (None: 0.1 on tables, 0 on images; 0: no refit);
+    trimmed_ holds, per member, the indices of the training rows left out.
     """
 
     def __init__(self, model="vae", score="nll", contamination=0.1, k=64, entropy_correction=True, latent_dim=None,
                  hidden=None, epochs=None, batch_size=128, lr=1e-3, params=None, n_members=None, max_samples=None,
-                 random_state=None, verbose=False):
+                 trim=None, random_state=None, verbose=False):
         self.model, self.score, self.contamination, self.k = model, score, contamination, k
         self.entropy_correction, self.n_members, self.max_samples = entropy_correction, n_members, max_samples
+        self.trim = trim
         self.latent_dim, self.hidden, self.epochs, self.batch_size, self.lr = latent_dim, hidden, epochs, batch_size, lr
         self.params, self.random_state, self.verbose = params, random_state, verbose
 
@@ -88,6 +103,9 @@ class AnomalyDetector(BaseEstimator):
         if not 0 < self.contamination < 0.5:
             raise VaekitError(f"the 'contamination' parameter of AnomalyDetector must be a float in (0, 0.5); "
                               f"got {self.contamination!r}")
+        if self.trim is not None and not 0 <= self.trim < 0.5:
+            raise VaekitError(f"the 'trim' parameter of AnomalyDetector must be a float in [0, 0.5) (0: no refit); "
+                              f"got {self.trim!r}")
         for name in ("epochs", "latent_dim", "n_members", "max_samples"):
             if getattr(self, name) is not None:  # None sizes it from the data; 0 must not mean the same
                 check_count(f"the '{name}' parameter of AnomalyDetector", getattr(self, name))
@@ -95,20 +113,25 @@ class AnomalyDetector(BaseEstimator):
         table = self.kind_ == "table"
         n_members = self.n_members or (6 if table else 1)
         max_samples = self.max_samples or (512 if table else len(x))
+        trim = self.trim if self.trim is not None else (0.1 if table else 0.0)
         seed = estimators.seed_of(self.random_state)
         rng = np.random.default_rng(seed)
-        self.estimators_ = []
+        self.estimators_, self.trimmed_ = [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for m in range(n_members):
-                rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if max_samples < len(x) else slice(None)
-                xm = x[rows]
-                est = estimators.estimator_for(self.model, **self._model_params(xm, seed + m))
-                if self.score != "reconstruction" and not isinstance(est, estimators.VAE):
-                    raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
-                                      f"score='reconstruction', or a VAE model")
-                self.estimators_.append(est.fit(xm))
-        _warn_once_per_kind(caught, n_members)
+                rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if max_samples < len(x) \
+                    else np.arange(len(x))
+                xm = x[rows] if max_samples < len(x) else x  # no copy of a whole image set
+                est = self._fit_member(xm, seed + m)
+                worst = np.zeros(len(rows), bool)
+                if trim:  # refit from scratch without the rows this fit finds most anomalous
+                    s = self._member_scores(est, to_unit_float(est._as_tensor(xm)).float())
+                    worst = s > np.quantile(s, 1 - trim)
+                    est = self._fit_member(xm[~worst], seed + m)
+                self.trimmed_.append(rows[worst])
+                self.estimators_.append(est)
+        _warn_once_per_kind(caught, n_members * (2 if trim else 1))
         x_in = self._input(X)
         raw = [self._member_scores(est, x_in) for est in self.estimators_]
         # an ensemble's members in units of their score's spread on the whole training set; one model keeps nats
@@ -116,6 +139,13 @@ class AnomalyDetector(BaseEstimator):
             [float(np.subtract(*np.percentile(r, [75, 25]))) or 1.0 for r in raw]
         self.decision_scores_ = self._combine(raw)
         return self.set_threshold(contamination=self.contamination)
+
+    def _fit_member(self, x: np.ndarray, seed: int):
+        est = estimators.estimator_for(self.model, **self._model_params(x, seed))
+        if self.score != "reconstruction" and not isinstance(est, estimators.VAE):
+            raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
+                              f"score='reconstruction', or a VAE model")
+        return est.fit(x)
 
     def _model_params(self, x: np.ndarray, seed: int) -> dict:
         # clip_norm: a few extreme rows must not blow a step up
@@ -247,13 +277,13 @@ class AnomalyDetector(BaseEstimator):
             raise NotFittedError("this AnomalyDetector is not fitted yet; call fit(X) first")
 
 
-def _warn_once_per_kind(caught, n_members: int) -> None:
+def _warn_once_per_kind(caught, n_fits: int) -> None:
     """Members warn alike (e.g. about collapsed latent units): the first of each kind, with how many said it."""
     by_kind = {}
     for w in caught:  # the same warning about different numbers is one kind
         by_kind.setdefault((w.category, "".join(c for c in str(w.message) if not c.isdigit())), []).append(w)
     for (category, _), ws in by_kind.items():
-        suffix = f" (from {len(ws)} of the ensemble's {n_members} fits)" if n_members > 1 else ""
+        suffix = f" (from {len(ws)} of the ensemble's {n_fits} fits)" if n_fits > 1 else ""
         warnings.warn(f"{ws[0].message}{suffix}", category, stacklevel=3)
 
 

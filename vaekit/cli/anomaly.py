@@ -43,6 +43,8 @@ def add_arguments(p) -> None:
     fit.add_argument("--contamination", type=float, default=0.1, help="share of the training data flagged")
     fit.add_argument("--epochs", type=count(), help="default: sized to the data")
     fit.add_argument("--latent-dim", type=count())
+    fit.add_argument("--trim", type=float, help="share of each model's training rows left out of its refit "
+                     "(default: 0.1 for tables, 0 for images)")
     fit.add_argument("--seed", type=int, default=0)
     for name in ("score", "evaluate"):
         q = sub.add_parser(name, help="score data with a saved detector" if name == "score"
@@ -100,7 +102,7 @@ def _fit(args) -> int:
 
     x, _ = load_role(args, "fit")
     det = AnomalyDetector(model=args.model, score=args.score, contamination=args.contamination, epochs=args.epochs,
-                          latent_dim=args.latent_dim, random_state=args.seed)
+                          latent_dim=args.latent_dim, trim=args.trim, random_state=args.seed)
     det.fit(x)
     det.save(args.out)
     print(json.dumps({"detector": args.out, "kind": det.kind_, "n_train": len(det.decision_scores_),
