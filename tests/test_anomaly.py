@@ -31,6 +31,7 @@ def test_contamination_threshold_flags_that_share_of_training_data(cardio):
     det = AnomalyDetector(contamination=0.1, **FAST).fit(x)
     assert abs(det.labels_.mean() - 0.1) <= 1.5 / len(x)
     np.testing.assert_array_equal(det.predict(x), det.labels_)
+    assert len(det.trimmed_) == 6 and all(abs(len(t) - 0.2 * 512) < 1 for t in det.trimmed_)  # default: a fifth
 
 
 def test_scores_are_deterministic_and_survive_save_load(cardio, tmp_path):

@@ -44,7 +44,7 @@ def add_arguments(p) -> None:
     fit.add_argument("--epochs", type=count(), help="default: sized to the data")
     fit.add_argument("--latent-dim", type=count())
     fit.add_argument("--trim", type=float, help="share of each model's training rows left out of its refit "
-                     "(default: 0.1 for tables, 0 for images)")
+                     "(default: 0.2 for tables, 0 for images)")
     fit.add_argument("--seed", type=int, default=0)
     for name in ("score", "evaluate"):
         q = sub.add_parser(name, help="score data with a saved detector" if name == "score"
