@@ -67,13 +67,15 @@ def one_class_tasks(data_dir: str, datasets, quick: bool):
             yield f"{name}:{c}", name, train, data.test.x, (data.test.y != c).astype(int)
 
 
-def adbench_tasks(data_dir: str, quick: bool, split: int):
+def adbench_tasks(data_dir: str, quick: bool, splits: list[int]):
+    """(split, task, group, train, test, test labels) for each table and each split's seed; each file read once."""
     files = sorted((Path(data_dir) / "anomaly" / "adbench").glob("*.npz"), key=lambda p: int(p.stem.split("_")[0]))
     for path in files[:4] if quick else files:
         with np.load(path) as z:
             x, y = z["X"].astype(np.float64), z["y"].astype(int)
-        xtr, xte, _, yte = train_test_split(x, y, test_size=0.3, stratify=y, random_state=split)
-        yield path.stem.split("_", 1)[1], "adbench", xtr, xte, yte
+        for split in splits:
+            xtr, xte, _, yte = train_test_split(x, y, test_size=0.3, stratify=y, random_state=split)
+            yield split, path.stem.split("_", 1)[1], "adbench", xtr, xte, yte
 
 
 def run(args) -> list[dict]:
@@ -88,11 +90,11 @@ def run(args) -> list[dict]:
     if "one-class" in args.protocols:
         tasks += [("one-class", None, *t) for t in one_class_tasks(args.data_dir, args.datasets, args.quick)]
     if "adbench" in args.protocols:
-        tasks += [("adbench", s, *t) for s in args.seeds for t in adbench_tasks(args.data_dir, args.quick, s)]
+        tasks += [("adbench", *t) for t in adbench_tasks(args.data_dir, args.quick, args.seeds)]
     rows = []
     for protocol, split, task, group, xtr, xte, yte in tasks:
         for method in args.methods:
-            seeds = [split] if split is not None else args.seeds if method in SEEDED else args.seeds[:1]
+            seeds = [split] if split is not None else (args.seeds if method in SEEDED else args.seeds[:1])
             for seed in seeds:
                 key = (protocol, task, method, seed, split)
                 if key not in done and args.from_cache:

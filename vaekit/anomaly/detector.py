@@ -121,11 +121,11 @@ class AnomalyDetector(BaseEstimator):
         trim = self.trim if self.trim is not None else (0.2 if table else 0.0)
         seed = estimators.seed_of(self.random_state)
         rng = np.random.default_rng(seed)
+        sampled = max_samples < len(x)
         self.estimators_, self.trimmed_ = [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for m in range(n_members):
-                sampled = max_samples < len(x)
                 rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if sampled else np.arange(len(x))
                 xm = x[rows] if sampled else x  # no copy of a whole image set
                 est = self._fit_member(xm, seed + m)
