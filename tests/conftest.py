@@ -1,5 +1,8 @@
-"""Shared fixtures. Real data come from ../shared/data: skipped with a reason when absent, but under
-CI (CI=true) the folder is always there and its absence is a failure."""
+"""Shared fixtures. Real data are looked for where vaekit looks for named sets, so that a user's clone
+with MNIST somewhere runs the real-data tests: ../shared/data, then $VAEKIT_DATA, then the per-user cache
+(~/.cache/vaekit), each holding the sets in their own folders (mnist/, tabular/adult/, ...). A data test
+skips with a reason when no root has its files; under CI (CI=true) ../shared/data is always there, and a
+missing file is a failure."""
 from __future__ import annotations
 
 import os
@@ -9,13 +12,34 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+
+
+def data_roots(environ=os.environ) -> list[Path]:
+    """Where real data are looked for, in order. Read once at import: the private_cache fixture below
+    then points XDG_CACHE_HOME at a temporary folder and clears VAEKIT_DATA for the tests themselves."""
+    roots = [ROOT.parent / "shared" / "data"]
+    if environ.get("VAEKIT_DATA"):
+        roots.append(Path(environ["VAEKIT_DATA"]).expanduser())
+    cache = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return roots + [cache / "vaekit"]
+
+
+DATA_ROOTS = data_roots()
+
+
+def find_data(*parts: str, roots: list[Path] | None = None) -> Path | None:
+    """The first root's parts that exist (a named set's folder may hold its IDX files raw or gzipped)."""
+    for root in DATA_ROOTS if roots is None else roots:
+        if root.joinpath(*parts).exists():
+            return root.joinpath(*parts)
+    return None
 
 
 def require_data(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.exists():
-        msg = f"real data not found at {path} (the shared data folder beside the project)"
+    path = find_data(*parts)
+    if path is None:
+        where = ", ".join(str(r.joinpath(*parts)) for r in DATA_ROOTS)
+        msg = f"real data not found at {where} (the shared data folder, $VAEKIT_DATA, or the per-user cache)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg + "; CI must provide it")
         pytest.skip(msg)
@@ -24,8 +48,8 @@ def require_data(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    require_data("mnist")
-    return DATA
+    """The data root holding mnist/ (pass it as --data-dir)."""
+    return require_data("mnist").parent
 
 
 @pytest.fixture(scope="session")
@@ -45,11 +69,11 @@ def mnist_small(mnist):
 
 
 @pytest.fixture(scope="session")
-def fashion_small(mnist_dir):
-    require_data("fashion-mnist")
+def fashion_small():
+    root = require_data("fashion-mnist").parent
     from vaekit.data import load_idx_set
 
-    xtr, ytr, xte, yte = load_idx_set("fashion-mnist", DATA, download=False)
+    xtr, ytr, xte, yte = load_idx_set("fashion-mnist", root, download=False)
     return xtr[:2000, None], ytr[:2000], xte[:500, None], yte[:500]
 
 
@@ -66,3 +90,34 @@ def private_cache(tmp_path_factory):
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
+                 "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
+                 "income"]
+
+
+@pytest.fixture(scope="session")
+def adult_csv(tmp_path_factory) -> Path:
+    """UCI Adult's training file as a CSV with a header line (the raw file has none), as a user makes one."""
+    import csv
+
+    raw = require_data("tabular", "adult", "adult.data")
+    rows = [[c.strip() for c in line.split(",")] for line in raw.read_text().splitlines() if line.strip()]
+    path = tmp_path_factory.mktemp("adult") / "adult.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([ADULT_COLUMNS, *rows])
+    return path
+
+
+@pytest.fixture(scope="session")
+def german_csv(tmp_path_factory) -> Path:
+    """UCI German credit (space-separated, no header; class 1 = good, 2 = bad) as a CSV with a header."""
+    import csv
+
+    raw = require_data("tabular", "german-credit", "german.data")
+    rows = [line.split() for line in raw.read_text().splitlines() if line.strip()]
+    path = tmp_path_factory.mktemp("german") / "german.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([[*(f"a{i}" for i in range(1, 21)), "class"], *rows])
+    return path

@@ -98,12 +98,35 @@ def test_every_score_ranks_real_anomalies_high(cardio, score):
 
 
 def test_feature_contributions_add_up_to_the_reconstruction_score(telco_path):
+    import math
+
     table, _ = drop_missing(read_table(telco_path, "churn"))
     table.values = [v[:1500] for v in table.values]
-    det = AnomalyDetector(score="reconstruction", **FAST).fit(table)
-    names, contrib = det.feature_contributions(table)
+    det = AnomalyDetector(score="reconstruction", n_members=1, **FAST).fit(table)
+    names, raw = det.feature_contributions(table, relative=False)
     assert names == [c for c in table.columns if c not in det.schema_.dropped]
-    np.testing.assert_allclose(contrib.sum(1), det.decision_scores_, rtol=1e-4)
+    floor = len(det.schema_.feature_names()) * 0.5 * math.log(2 * math.pi)  # a unit-variance Gaussian's constant
+    np.testing.assert_allclose(raw.sum(1) + floor, det.decision_scores_, rtol=1e-4)
+    _, relative = det.feature_contributions(table)
+    np.testing.assert_allclose(relative * det.column_errors_, raw, rtol=1e-5)
+    np.testing.assert_allclose(relative.mean(0), 1.0, rtol=1e-4)  # 1 = a column's mean error on the training rows
+
+
+def test_the_column_that_makes_a_row_unusual_comes_first(adult_csv):
+    """A wide one-hot block (native-country: 41 categories) must not top every row: each column's error is
+    read against its own typical error, so a planted extreme number names its column."""
+    table, _ = drop_missing(read_table(adult_csv, "income"))
+    table.values, table.rows = [v[:3000] for v in table.values], table.rows[:3000]
+    det = AnomalyDetector(**FAST).fit(table)
+    names, contrib = det.feature_contributions(table)
+    top = np.array(names)[contrib.argmax(1)]
+    _, counts = np.unique(top, return_counts=True)
+    assert counts.max() < 0.5 * len(top), dict(zip(*np.unique(top, return_counts=True)))
+    for column, value in (("age", 400.0), ("hours-per-week", 900.0), ("capital-loss", 90000.0), ("fnlwgt", 2.5e7)):
+        planted = type(table)(table.columns, [v[:20].copy() for v in table.values])
+        planted.values[table.columns.index(column)][:] = value
+        _, c = det.feature_contributions(planted)
+        assert (np.array(names)[c.argmax(1)] == column).all(), (column, np.array(names)[c.argmax(1)])
 
 
 def test_table_preprocessing_fits_on_training_rows_only(telco_path):
@@ -127,7 +150,7 @@ def test_bad_tables_get_clear_errors(tmp_path, cardio):
         det.decision_function(cardio[0][:, :5])
     path = tmp_path / "t.csv"
     path.write_text("a,b,c\n1,2,x\n3,4\n")
-    with pytest.raises(VaekitError, match="data row 2 has 2 cells but the header has 3"):
+    with pytest.raises(VaekitError, match=r"data row 1 \(line 3\) has 2 cells but the header has 3"):
         read_table(path)
     path.write_text("a,b,c\n1,7,x\n2,7,y\n3,7,x\n")
     schema = TableSchema.fit(read_table(path))
@@ -160,12 +183,19 @@ def test_cli_fit_score_evaluate_on_a_real_csv(telco_path, tmp_path, capsys):
     assert load_detector(det).trim == 0.05  # the option reaches the detector and is saved with it
     assert main(["anomaly", "score", str(det), "--data", str(telco_path), "--label-column", "churn",
                  "--drop-missing", "--out", str(tmp_path / "s.csv")]) == 0
+    out = capsys.readouterr()
     with open(tmp_path / "s.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 7032 and rows[0]["top_columns"].count(";") == 2
+    # each score keeps its input row's number: the rows dropped (blank total_charges) leave gaps, not a shift
+    with open(telco_path) as f:
+        blank = [i for i, r in enumerate(csv.DictReader(f)) if not r["total_charges"].strip()]
+    assert json.loads(out.out)["dropped_rows"] == blank and f"rows {blank[0]}, {blank[1]}," in out.err
+    assert sorted(int(r["row"]) for r in rows) == sorted(set(range(7043)) - set(blank))
     assert main(["anomaly", "evaluate", str(det), "--data", str(telco_path), "--label-column", "churn",
-                 "--drop-missing", "--out", str(tmp_path / "eval")]) == 0
+                 "--anomaly-label", "Yes", "--drop-missing", "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["dropped_rows"] == blank
     assert 0 <= metrics["auroc"] <= 1 and (tmp_path / "eval" / "roc.png").is_file() and (tmp_path / "eval" / "pr.png").is_file()
 
 
@@ -194,3 +224,86 @@ def test_entropy_correction_subtracts_the_pixels_own_entropy(mnist_small):
 def test_zero_sizes_are_refused_not_read_as_the_default(cardio, param):
     with pytest.raises(VaekitError, match=f"'{param}' parameter of AnomalyDetector must be an int >= 1; got 0"):
         AnomalyDetector(**{**FAST, param: 0}).fit(cardio[0])
+
+
+# -- labels: 0/1, booleans, or a value named by --anomaly-label; never an order guessed ------------------
+def test_labels_are_0_1_booleans_or_the_value_named():
+    from vaekit.anomaly import anomaly_labels
+
+    np.testing.assert_array_equal(anomaly_labels(np.array([0.0, 1.0, 1.0])), [0, 1, 1])
+    np.testing.assert_array_equal(anomaly_labels(np.array([True, False])), [1, 0])
+    np.testing.assert_array_equal(anomaly_labels(np.array(["False", "TRUE", "1", "0"], dtype=object)), [0, 1, 1, 0])
+    with pytest.raises(VaekitError, match=r"holds '1' \(1 rows\), '2' \(2 rows\); labels must be 0/1.*--anomaly-label 1"):
+        anomaly_labels(np.array([1, 2, 2]))
+    np.testing.assert_array_equal(anomaly_labels(np.array([1, 2, 2]), anomaly_label="2"), [0, 1, 1])
+    np.testing.assert_array_equal(anomaly_labels(np.array(["1", "2.0"], dtype=object), anomaly_label=2), [0, 1])
+    words = np.array(["normal", "anomaly", "normal"], dtype=object)
+    with pytest.raises(VaekitError, match=r"'anomaly' \(1 rows\), 'normal' \(2 rows\).*--anomaly-label anomaly"):
+        anomaly_labels(words)
+    np.testing.assert_array_equal(anomaly_labels(words, anomaly_label="anomaly"), [0, 1, 0])
+    with pytest.raises(VaekitError, match="no row of labels is 'odd'"):
+        anomaly_labels(words, anomaly_label="odd")
+    with pytest.raises(VaekitError, match="holds 3 distinct values"):
+        anomaly_labels(np.array([0, 1, 2]), anomaly_label=2)
+    with pytest.raises(VaekitError, match=r"missing values in 1 rows \(first: \[7\]\)"):
+        anomaly_labels(np.array([0, np.nan]), rows=np.array([3, 7]))
+
+
+def _strict_json(path):
+    def refuse(name):
+        raise AssertionError(f"{name} in {path}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_cli_refuses_labels_it_would_have_to_guess_and_plots_what_it_reports(german_csv, tmp_path, capsys,
+                                                                             monkeypatch):
+    from vaekit import plots
+
+    det = tmp_path / "det"
+    assert main(["anomaly", "fit", "--data", str(german_csv), "--label-column", "class", "--out", str(det),
+                 "--epochs", "5", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["anomaly", "evaluate", str(det), "--data", str(german_csv), "--label-column", "class",
+                 "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "'1' (700 rows), '2' (300 rows)" in err and "--anomaly-label 2" in err and not (tmp_path / "e").exists()
+    drawn = {}
+    real = plots.roc_pr_curves
+    monkeypatch.setattr(plots, "roc_pr_curves",
+                        lambda y, s, *a, **k: (drawn.update(y=y, metrics=a[2]), real(y, s, *a, **k)))
+    assert main(["anomaly", "evaluate", str(det), "--data", str(german_csv), "--label-column", "class",
+                 "--anomaly-label", "2", "--out", str(tmp_path / "e")]) == 0
+    metrics = _strict_json(tmp_path / "e" / "metrics.json")
+    assert metrics["anomaly_rate"] == 0.3 and 0 < metrics["fpr_at_threshold"] < 1 and metrics["n"] == 1000
+    assert drawn["metrics"] == metrics and set(np.unique(drawn["y"])) == {0, 1}  # the plots print these numbers
+    assert 0.5 < metrics["auroc"] < 1
+
+
+def test_cli_text_labels_follow_the_named_value(telco_path, tmp_path, capsys):
+    det = tmp_path / "det"
+    assert main(["anomaly", "fit", "--data", str(telco_path), "--label-column", "churn", "--drop-missing",
+                 "--out", str(det), "--epochs", "3", "--quiet"]) == 0
+    auroc = {}
+    for value in ("Yes", "No"):
+        assert main(["anomaly", "evaluate", str(det), "--data", str(telco_path), "--label-column", "churn",
+                     "--drop-missing", "--anomaly-label", value, "--out", str(tmp_path / value)]) == 0
+        auroc[value] = _strict_json(tmp_path / value / "metrics.json")["auroc"]
+    assert auroc["Yes"] == pytest.approx(1 - auroc["No"])  # the flag decides which rows are anomalies
+    capsys.readouterr()
+    assert main(["anomaly", "evaluate", str(det), "--data", str(telco_path), "--label-column", "churn",
+                 "--drop-missing", "--out", str(tmp_path / "guess")]) == 2
+    assert "'No' (5163 rows), 'Yes' (1869 rows)" in capsys.readouterr().err
+
+
+def test_anomaly_fit_shows_progress_and_names_accepted_formats(cardio, tmp_path, capsys):
+    np.savez(tmp_path / "t.npz", X=cardio[0][:300], y=cardio[1][:300])
+    assert main(["anomaly", "fit", "--data", str(tmp_path / "t.npz"), "--out", str(tmp_path / "d"), "--epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "anomaly fit: 100%" in err and "12.0/12 fits" in err
+    raw = require_data("tabular", "german-credit", "german.data")
+    assert main(["anomaly", "fit", "--data", str(raw), "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert ".csv (with a header line)" in err and "Save a table in another format as CSV" in err
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "t.npz").read_bytes()[:500])
+    assert main(["anomaly", "fit", "--data", str(tmp_path / "cut.npz"), "--out", str(tmp_path / "c")]) == 2
+    assert "damaged or truncated" in capsys.readouterr().err

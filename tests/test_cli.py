@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vaekit.cli import build_parser, main
@@ -229,3 +230,180 @@ def test_images_keep_their_scale_in_a_grid(tmp_path):
     plots.image_grid(floats, tmp_path / "g.png", ncol=2)
     with Image.open(tmp_path / "g.png") as im:
         assert np.asarray(im).mean() > 100  # mean pixel ~0.5 on white padding, not a black sheet
+
+
+# -- pictures: converted once, labelled, in the format the suffix names ---------------------------------
+@pytest.fixture(scope="module")
+def rgb_run(mnist_small, tmp_path_factory):
+    """A run on a folder of RGB PNGs: real MNIST digits, each tinted its own colour."""
+    folder = tmp_path_factory.mktemp("rgb") / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, digit in enumerate(mnist_small[0][:60, 0]):
+        tint = rng.uniform(0.3, 1.0, 3)
+        Image.fromarray((digit[..., None] * tint).astype(np.uint8), "RGB").save(folder / f"{i:03d}.png")
+    out = folder.parent / "run"
+    assert main(["train", "--data", str(folder), "--epochs", "1", "--hidden", "32", "--latent-dim", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_rgb_reconstructions_show_the_inputs_as_they_are(rgb_run, tmp_path):
+    from vaekit.cli.common import load_run_data
+
+    assert main(["reconstruct", str(rgb_run), "-n", "4", "--out", str(tmp_path / "r.png")]) == 0
+    with Image.open(tmp_path / "r.png") as im:
+        assert im.mode == "RGB"
+        picture = np.asarray(im)
+    x = load_run_data(str(rgb_run)).test.x[:4]  # (4, 3, 28, 28) uint8
+    scale, pad = 2, 2
+    for k in range(4):  # the top band holds the inputs: each cell's pixels are the image's, channels last
+        top, left = pad * scale, (pad + k * (28 + pad)) * scale
+        cell = picture[top:top + 28 * scale:scale, left:left + 28 * scale:scale]
+        np.testing.assert_array_equal(cell, x[k].transpose(1, 2, 0))
+
+
+def test_interpolation_rows_are_labelled(run, tmp_path):
+    assert main(["interpolate", str(run), "--from", "0", "--to", "1", "--steps", "5", "--out", str(tmp_path / "i.png")]) == 0
+    with Image.open(tmp_path / "i.png") as im:
+        picture = np.asarray(im.convert("L"))
+    grid_width = (5 * 30 + 2) * 2
+    margin = picture.shape[1] - grid_width
+    assert margin > 20  # a margin on the left for the labels
+    rows = np.array_split(picture[:, :margin], 2)  # linear above spherical
+    assert all((r < 128).sum() > 20 for r in rows)  # text in each row's margin
+
+
+@pytest.mark.parametrize("suffix, magic", [(".jpg", "JPEG"), (".webp", "WEBP"), (".pdf", b"%PDF"), (".svg", b"<svg"),
+                                           (".tif", "TIFF")])
+def test_pictures_are_written_in_the_format_their_suffix_names(run, tmp_path, suffix, magic):
+    for command in (["sample", "-n", "4"], ["latent-map", "-n", "200"]):
+        out = tmp_path / f"{command[0]}{suffix}"
+        assert main([command[0], str(run), "--out", str(out), *command[1:]]) == 0
+        if isinstance(magic, bytes):
+            assert magic in out.read_bytes()[:2000]
+        else:
+            with Image.open(out) as im:
+                assert im.format == magic
+
+
+def test_a_picture_suffix_vaekit_cannot_write_is_refused_before_any_work(tmp_path, capsys):
+    _fails(["sample", str(tmp_path / "no-run"), "--out", str(tmp_path / "s.gif")], capsys,
+           "argument --out: cannot write a picture as 's.gif'", ".jpg", ".npy")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_interpolates_between_two_classes(tmp_path):
+    from vaekit.cli.common import load_run_data
+    from vaekit.cli.demo import _two_classes
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "2", "--quiet"]) == 0
+    i, j = _two_classes(str(out))
+    y = load_run_data(str(out)).test.y
+    assert y[i] != y[j]
+
+
+# -- messages instead of tracebacks --------------------------------------------------------------------
+def test_damaged_files_get_messages(run, tmp_path, capsys):
+    x = np.random.default_rng(0).random((50, 4)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "x.npz").read_bytes()[:300])
+    _fails(["train", "--data", str(tmp_path / "cut.npz"), "--out", str(tmp_path / "r")], capsys,
+           "cut.npz: the file is damaged or truncated", "copy or save it again")
+    (tmp_path / "c.json").write_text('{"model": {"latent_dim": 2,}}')
+    _fails(["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "r")], capsys,
+           "c.json is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 28)")
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "config.json").write_text((run / "config.json").read_text()[:100])
+    _fails(["sample", str(broken), "--out", str(tmp_path / "s.png")], capsys, "config.json is not valid JSON")
+    assert not (tmp_path / "r").exists()
+
+
+def test_image_size_takes_exactly_two_numbers(tmp_path, capsys):
+    _fails(["train", "--data", "digits", "--image-size", "32", "--out", str(tmp_path / "r")], capsys,
+           "argument --image-size: expected 2 arguments")
+    _fails(["train", "--data", "digits", "--image-size", "32", "32", "32", "--out", str(tmp_path / "r")], capsys,
+           "unrecognized arguments: 32")
+    (tmp_path / "c.json").write_text(json.dumps({"data": {"image_size": [32]}}))
+    _fails(["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "r")], capsys,
+           "'image_size' parameter of the data must be None or two ints >= 1 (height, width); got (32,)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_damaged_weights_say_how_to_recover_and_resume_recovers_them(run, tmp_path, capsys):
+    from vaekit.train import checkpoint as ckpt
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:1000])
+    _fails(["sample", str(copy), "--out", str(tmp_path / "s.png")], capsys, "model.safetensors is not a readable",
+           "state/last.safetensors is intact (epoch 3)", f"'vaekit train --out {copy} --resume'")
+    assert main(["train", "--out", str(copy), "--resume"]) == 0
+    assert "rewrote model.safetensors from" in capsys.readouterr().err
+    weights, _ = ckpt.load_tensors(copy / "model.safetensors")
+    state, _ = ckpt.load_tensors(copy / "state" / "last.safetensors")
+    assert all(torch.equal(v, state[f"model.{k}"]) for k, v in weights.items())
+    assert main(["sample", str(copy), "--out", str(tmp_path / "s.png")]) == 0
+
+
+# -- what a user sees while waiting ------------------------------------------------------------------
+def test_resume_of_a_finished_run_says_so_and_extends_with_more_epochs(run, tmp_path, capsys):
+    _fails(["train", "--out", str(run), "--resume"], capsys, "has already trained its 3 epochs: nothing to resume",
+           "--epochs N with N > 3")
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert main(["train", "--out", str(copy), "--resume", "--epochs", "4", "--quiet"]) == 0
+    assert [r["epoch"] for r in json.loads((copy / "history.json").read_text())] == [1, 2, 3, 4]
+
+
+def test_early_stopping_is_announced_and_the_bar_ends_full(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--epochs", "200", "--patience", "1", "--hidden", "32",
+                 "--latent-dim", "2", "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    err = capsys.readouterr().err
+    assert len(history) < 200 and f"early stopping after epoch {len(history)}" in err
+    best = min(history, key=lambda r: r["val_loss"])
+    assert f"the weights of epoch {best['epoch']}" in err
+    import re
+
+    assert re.search(r"100%\|\S+\| (\d+)/\1 ", err.rstrip().rsplit("\r", 1)[-1])  # the bar ends full: n = total
+
+
+def test_version_models_and_defaults_in_help(capsys):
+    from vaekit import __version__
+    from vaekit.models import MODELS
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"vaekit {__version__}"
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("images and arrays")
+    assert [line.split()[0] for line in lines[1:]] == list(MODELS)
+    for path, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            assert action.help, (path, action.option_strings)  # every option says what it is...
+            has_default = not (action.default is None or action.default is False or action.default == [])
+            if has_default:  # ...and, where it has one, its default
+                assert "default" in parser._get_formatter()._get_help_string(action), (path, action.option_strings)
+        text = parser.format_help()
+        if path == ("vaekit", "sample"):
+            assert "how many samples (default: 64)" in text and "seed for anything random (default: 0)" in text
+        if path == ("vaekit", "anomaly", "fit"):
+            assert "(default: nll)" in text and "(default: 0.1)" in text
+
+
+# -- defaults that follow the user's choices ----------------------------------------------------------
+def test_k_sparse_default_follows_the_code_size(tmp_path, capsys):
+    import vaekit
+
+    assert vaekit.estimator_for("k-sparse-ae").model_config().k_sparse == 25  # 25 of 256, as published
+    assert vaekit.estimator_for("k-sparse-ae", latent_dim=16).model_config().k_sparse == 2
+    assert vaekit.estimator_for("k-sparse-ae", latent_dim=16, k_sparse=5).model_config().k_sparse == 5
+    assert main(["train", "--data", "digits", "--model", "k-sparse-ae", "--latent-dim", "16", "--epochs", "1",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["model_config"]["k_sparse"] == 2

@@ -72,3 +72,22 @@ def test_real_mnist_splits(mnist_dir):
     d = load_data(DataConfig("mnist", data_dir=str(mnist_dir), val_fraction=0.1))
     assert (len(d.train.x), len(d.val.x), len(d.test.x)) == (54000, 6000, 10000)
     assert d.train.x.dtype == np.uint8 and d.shape == (1, 28, 28)
+
+
+def test_tests_find_real_data_where_vaekit_finds_named_sets(tmp_path, monkeypatch):
+    """A user's clone without ../shared/data still runs the data tests on MNIST kept in $VAEKIT_DATA or in
+    the per-user cache, as `vaekit train --data mnist` finds it."""
+    from conftest import ROOT, data_roots, find_data
+    from vaekit.data import data_dirs
+
+    env = {"VAEKIT_DATA": str(tmp_path / "mine"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    roots = data_roots(env)
+    assert roots == [ROOT.parent / "shared" / "data", tmp_path / "mine", tmp_path / "cache" / "vaekit"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert roots[1:] == data_dirs(None)  # the package's own order, after the shared folder
+    (tmp_path / "cache" / "vaekit" / "mnist").mkdir(parents=True)
+    assert find_data("mnist", roots=roots[1:]) == tmp_path / "cache" / "vaekit" / "mnist"
+    (tmp_path / "mine" / "mnist").mkdir(parents=True)
+    assert find_data("mnist", roots=roots[1:]) == tmp_path / "mine" / "mnist"  # $VAEKIT_DATA comes first
+    assert find_data("tabular", "adult", roots=roots[1:]) is None

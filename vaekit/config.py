@@ -208,6 +208,10 @@ class DataConfig:
 
     def validate(self, owner: str = "the data") -> DataConfig:
         _check(0 <= self.val_fraction < 1, owner, "val_fraction", "a float in [0, 1)", self.val_fraction)
+        _check(self.image_size is None or (isinstance(self.image_size, (tuple, list)) and len(self.image_size) == 2
+                                            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                    for v in self.image_size)),
+               owner, "image_size", "None or two ints >= 1 (height, width)", self.image_size)
         _check(0 < self.test_fraction < 1, owner, "test_fraction", "a float in (0, 1)", self.test_fraction)
         _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1), owner, "limit",
                "None or an int >= 1", self.limit)

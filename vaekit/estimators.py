@@ -224,7 +224,7 @@ ESTIMATOR_OF_MODULE = {VAEModule: VAE, AutoencoderModule: Autoencoder, SplitBrai
 def estimator_for(model_name: str, **params) -> LatentModel:
     """The estimator of a registry model, with that model's defaults (e.g. beta=4 for beta-vae)."""
     spec = get_spec(model_name)
-    est = ESTIMATOR_OF_MODULE[spec.module](**{**spec.defaults, **params})
+    est = ESTIMATOR_OF_MODULE[spec.module](**spec.values(**params))
     est._model_name = spec.name
     return est
 

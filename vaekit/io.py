@@ -1,26 +1,50 @@
-"""Writes that never leave a half file in place of a good one: write a sibling temp file, fsync, rename."""
+"""Writes that never leave a half file in place of a good one: write a sibling temp file, fsync, rename.
+
+The temporary file is created with mode 0o666 filtered by the umask, as open() creates a file (mkstemp's
+0o600 would make every result private to its owner), and a file that is replaced keeps its own mode.
+"""
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable
+
+from .errors import VaekitError
+
+
+def _temp_sibling(path: Path) -> tuple[Path, int]:
+    """A new, empty file beside path, and the mode a plain open(path, 'w') would give path."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+        except FileExistsError:
+            continue
+        try:
+            # replacing a file keeps its mode, as writing into it would; a new one gets 0o666 less the umask
+            mode = (path.stat() if path.exists() else os.fstat(fd)).st_mode & 0o7777
+        finally:
+            os.close(fd)
+        return tmp, mode
+    raise FileExistsError(f"could not create a temporary file beside {path}")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call write(tmp_path), then atomically replace path with it; on any failure path is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp, mode = _temp_sibling(path)
     try:
-        write(tmp)
+        write(str(tmp))
+        os.chmod(tmp, mode)  # a writer may have made the file anew with its own mode (safetensors: 0o600)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -28,9 +52,31 @@ def atomic_write_bytes(path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def _finite(obj: Any) -> Any:
+    """obj with every NaN or infinite float replaced by None: JSON has no such numbers (json.dumps would
+    write NaN, which strict readers such as JavaScript's JSON.parse refuse)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """obj as indented JSON; NaN and infinities become null, so the file is valid JSON for every reader."""
+    atomic_write_bytes(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
-def read_json(path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path, what: str = "file") -> Any:
+    """The JSON document at path; a damaged or non-JSON file is a VaekitError that names it and the place."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise VaekitError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                          f"fix the {what}, or replace it with a good copy") from None
+    except UnicodeDecodeError as e:
+        raise VaekitError(f"{path} is not UTF-8 text (byte {e.start}); it is not a JSON {what}: "
+                          f"replace it with a good copy") from None

@@ -1,4 +1,8 @@
-"""Pictures of a model and its latent space, written as PNG (atomically)."""
+"""Pictures of a model and its latent space, written atomically in the format their suffix names.
+
+Image grids are tiled once from arrays in the model's layout (as_images converts (N, C, H, W) to displayable
+(N, H, W[, 3]) exactly once) and written by Pillow; charts are matplotlib figures.
+"""
 from __future__ import annotations
 
 import math
@@ -19,10 +23,40 @@ def _pyplot():
     return plt
 
 
+# suffix -> (Pillow's format for image grids, matplotlib's for charts); SVG grids embed their pixels
+FORMATS = {".png": ("PNG", "png"), ".jpg": ("JPEG", "jpg"), ".jpeg": ("JPEG", "jpg"), ".webp": ("WEBP", "webp"),
+           ".pdf": ("PDF", "pdf"), ".svg": (None, "svg"), ".tif": ("TIFF", "tiff"), ".tiff": ("TIFF", "tiff")}
+
+
+def picture_format(path) -> str:
+    """The suffix of a picture path, checked: a name vaekit cannot write in its own format is refused (a .jpg
+    holding PNG bytes confuses every program that opens it)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise VaekitError(f"cannot write a picture as '{Path(path).name}': its suffix names no format vaekit writes; "
+                          f"use one of {', '.join(sorted(FORMATS))}")
+    return suffix
+
+
 def _save_figure(fig, path) -> None:
     plt = _pyplot()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    fmt = FORMATS[picture_format(path)][1]
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight"))
     plt.close(fig)
+
+
+def save_pixels(img, path) -> None:
+    """A Pillow image in the format of path's suffix (JPEG at quality 95, so small digits stay legible)."""
+    pil_format, mpl_format = FORMATS[picture_format(path)]
+    if pil_format is None:  # SVG: the pixels inside a vector file, at their size
+        plt = _pyplot()
+        fig = plt.figure(figsize=(img.width / 100, img.height / 100), dpi=100)
+        fig.figimage(np.asarray(img), cmap="gray" if img.mode == "L" else None, vmin=0, vmax=255, resize=True)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=mpl_format, dpi=100))
+        plt.close(fig)
+        return
+    options = {"quality": 95} if pil_format in ("JPEG", "WEBP") else {}
+    atomic_write(path, lambda tmp: img.save(tmp, format=pil_format, **options))
 
 
 def as_images(x: np.ndarray) -> np.ndarray:
@@ -43,11 +77,19 @@ def as_images(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
-def image_grid(x, path, ncol: int | None = None, scale: int | None = None, pad: int = 2) -> Path:
-    """Tile images row by row into one PNG, enlarged by an integer factor so small images stay crisp."""
+def image_grid(x, path, ncol: int | None = None, scale: int | None = None, pad: int = 2,
+               row_labels: list[str] | None = None) -> Path:
+    """Tile images (in the model's layout) row by row into one picture, enlarged by an integer factor so small
+    images stay crisp; row_labels names each row in a margin on the left."""
+    return _tile(as_images(x), path, ncol, scale, pad, row_labels)
+
+
+def _tile(imgs: np.ndarray, path, ncol: int | None = None, scale: int | None = None, pad: int = 2,
+          row_labels: list[str] | None = None) -> Path:
+    """Displayable images (N, H, W[, 3]) in [0, 1], tiled: the one place pixels become a picture."""
     from PIL import Image
 
-    imgs = as_images(x)
+    picture_format(path)
     n, h, w = imgs.shape[:3]
     ncol = ncol or math.ceil(math.sqrt(n))
     nrow = math.ceil(n / ncol)
@@ -58,22 +100,40 @@ def image_grid(x, path, ncol: int | None = None, scale: int | None = None, pad: 
         canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = im
     img = Image.fromarray((canvas * 255).round().astype(np.uint8))
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    if row_labels:
+        img = _label_rows(img, row_labels, (h + pad) * scale, pad * scale)
+    save_pixels(img, path)
     return Path(path)
 
 
+def _label_rows(img, labels: list[str], row_height: int, top: int):
+    """img with a white margin on its left holding one label per row, centred on the row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=max(10, min(16, row_height // 3)))
+    draw = ImageDraw.Draw(img)
+    margin = int(max(draw.textlength(t, font=font) for t in labels)) + 12
+    out = Image.new(img.mode, (img.width + margin, img.height), 255 if img.mode == "L" else (255, 255, 255))
+    out.paste(img, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    for r, text in enumerate(labels):
+        draw.text((6, top + r * row_height + row_height // 2), text, fill=0 if img.mode == "L" else (0, 0, 0),
+                  font=font, anchor="lm")
+    return out
+
+
 def paired_rows(top, bottom, path, per_row: int = 10) -> Path:
-    """Inputs above their reconstructions, per_row pairs to a band."""
-    top, bottom = np.asarray(top), np.asarray(bottom)
+    """Inputs above their reconstructions, per_row pairs to a band; each array is converted for display once."""
+    top, bottom = as_images(top), as_images(bottom)
     bands = []
     for i in range(0, len(top), per_row):
         t, b = top[i:i + per_row], bottom[i:i + per_row]
         fill = per_row - len(t)
-        if fill:
-            blank = np.ones((fill, *t.shape[1:]), t.dtype) * (255 if t.dtype == np.uint8 else 1)
-            t, b = np.concatenate([t, blank]), np.concatenate([b, blank.astype(b.dtype)])
-        bands += [as_images(t), as_images(b)]
-    return image_grid(np.concatenate(bands), path, ncol=per_row)
+        if fill:  # white cells fill the last band
+            blank = np.ones((fill, *t.shape[1:]), np.float32)
+            t, b = np.concatenate([t, blank]), np.concatenate([b, blank])
+        bands += [t, b]
+    return _tile(np.concatenate(bands), path, ncol=per_row)
 
 
 def latent_map(codes: np.ndarray, labels, classes, path, title: str = "latent space") -> Path:
@@ -154,14 +214,15 @@ def metric_bars(rows: list[dict], keys: list[str], path, title: str = "", label:
     return Path(path)
 
 
-def roc_pr_curves(y_true: np.ndarray, scores: np.ndarray, roc_path, pr_path, title: str = "") -> None:
-    """ROC and precision-recall curves of anomaly scores (y_true 1 = anomaly), as two PNGs."""
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+def roc_pr_curves(y_true: np.ndarray, scores: np.ndarray, roc_path, pr_path, metrics: dict, title: str = "") -> None:
+    """ROC and precision-recall curves of anomaly scores (y_true 0/1, 1 = anomaly), as two pictures. The
+    legends print metrics' auroc and auprc, so a plot says what metrics.json says."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
 
     plt = _pyplot()
     fpr, tpr, _ = roc_curve(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"AUROC {auc(fpr, tpr):.3f}")
+    ax.plot(fpr, tpr, label=f"AUROC {metrics['auroc']:.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=0.8, label="chance")
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC {title}".strip())
     ax.legend(loc="lower right")
@@ -169,8 +230,8 @@ def roc_pr_curves(y_true: np.ndarray, scores: np.ndarray, roc_path, pr_path, tit
     _save_figure(fig, roc_path)
     precision, recall, _ = precision_recall_curve(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(recall, precision, label=f"AUPRC {average_precision_score(y_true, scores):.3f}")
-    ax.axhline(np.mean(y_true), ls="--", color="grey", lw=0.8, label="chance (anomaly rate)")
+    ax.step(recall, precision, where="post", label=f"AUPRC {metrics['auprc']:.3f}")
+    ax.axhline(metrics["anomaly_rate"], ls="--", color="grey", lw=0.8, label="chance (anomaly rate)")
     ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall {title}".strip(), ylim=(0, 1.02))
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)

@@ -19,7 +19,7 @@ from .diagnostics import collapse_warning, posterior_summary
 from .errors import VaekitError, VaekitWarning
 from .io import atomic_write_json, read_json
 from .models import VAEModule, build_module, get_spec
-from .train import HISTORY_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
+from .train import HISTORY_FILE, STATE_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
 from .train import checkpoint as ckpt
 from .train.distributed import Distributed
 
@@ -102,10 +102,15 @@ def write_config(directory, model_name: str, input_shape, user_shape, mcfg: Mode
 
 
 def read_config(directory) -> dict:
+    """config.json of a run or saved model, checked to be a JSON object."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise VaekitError(f"{directory} is not a vaekit model folder: it has no {CONFIG_FILE}")
-    return read_json(path)
+    doc = read_json(path, "run's config (or train the run again)")
+    if not isinstance(doc, dict):
+        raise VaekitError(f"{path} holds a JSON {type(doc).__name__}, not the object a run's config is; "
+                          f"replace it with a good copy, or train the run again")
+    return doc
 
 
 def load_module(directory, device: str = "cpu") -> tuple[dict, nn.Module, list[dict]]:
@@ -117,8 +122,27 @@ def load_module(directory, device: str = "cpu") -> tuple[dict, nn.Module, list[d
     spec = get_spec(doc.get("model"))
     mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
     module = build_module(spec.name, mcfg, tuple(doc["input_shape"])).to(resolve_device(device))
-    tensors, _ = ckpt.load_tensors(directory / WEIGHTS_FILE)
+    tensors = _delivered_weights(directory)
     ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))
     history = read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []
     return doc, module.eval(), history
+
+
+def _delivered_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors; if it is damaged, the message says whether the resume state can replace it."""
+    try:
+        tensors, _ = ckpt.load_tensors(directory / WEIGHTS_FILE)
+        return tensors
+    except VaekitError as e:
+        state = directory / STATE_FILE
+        try:
+            _, meta = ckpt.load_tensors(state)
+        except VaekitError:
+            hint = "" if not state.exists() else f" {state} is damaged too: train the run again."
+            raise VaekitError(f"{e}.{hint or ' Train the run again, or restore the file from a copy.'}") from None
+        epoch = meta.get("trainer", {}).get("epoch")
+        raise VaekitError(
+            f"{e}. {state} is intact (epoch {epoch}): 'vaekit train --out {directory} --resume' rewrites "
+            f"{WEIGHTS_FILE} from it (with early stopping, the weights of that last epoch, not of the best one)"
+        ) from None
 

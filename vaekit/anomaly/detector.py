@@ -8,55 +8,29 @@ Train on (mostly) normal data; score what the model finds unlikely. `AnomalyDete
 - 'reconstruction': -log p(x | z = E[z|x]), the reconstruction error at the posterior mean (any model).
 Images (uint8, or arrays of 3 or more axes) use a Bernoulli likelihood on pixels; tables (2-D arrays or
 vaekit.tables.Table) a unit-variance Gaussian on robustly scaled features (tables.TableSchema), and
-per-feature contributions name the columns behind a score. The variance stays fixed because a learned
-per-feature scale lets the columns that are nearly constant in the training data dominate every score
-(when that was chosen, one VAE's mean AUROC over the 20 ADBench tables went from 76.1 to 77.4).
+per-column contributions name the columns behind a score. The variance stays fixed because a learned
+per-feature scale lets the columns that are nearly constant in the training data dominate every score.
 
 On tables the default detector is a bagged ensemble (n_members=6): each VAE trains on its own random
 max_samples=512 rows. Small row samples hold few anomalies in absolute number, so a member has less room
 to learn them as normal (the reason Isolation Forest grows its trees on 256 rows), and averaging members
-cuts the variance of any one fit. On the ADBench seed-0 split it lifts the mean AUROC from 77.6 to 78.9 and
-the mean AUPRC from 41.9 to 42.5. Members alternating unit and learned scales reached a higher AUROC (79.6)
-but a lower AUPRC (40.2: thyroid 58 -> 26), so every member keeps the unit variance.
-One learned variance shared by all features (no column can dominate) lets a member fit the data's manifold
-instead of acting like a distance from the centre: vowels 60 -> 94 AUROC, but cardio 83 -> 65 and optdigits
-70 -> 44, whose training anomalies it then reconstructs well. Alternating such members with unit-variance
-ones gave 79.4 on the seed-0 split (78.9 without), still below Isolation Forest; not adopted.
-Fewer epochs (to learn less of the training anomalies) trade AUROC for AUPRC on that split: 100 epochs
-gave 77.9 / 43.1 and 40 gave 77.0 / 44.6 against 78.9 / 42.5 (cardio 83 -> 90 and thyroid's AUPRC 48 -> 85,
-but optdigits 70 -> 59 and wine 87 -> 81); 12 members of 256 rows gave 78.4 / 43.4. Neither adopted.
-Features are scaled as TableSchema does, arcsinh((x - median) / IQR). Plain z-scores instead (no arcsinh,
-so extreme values keep their size) gave 77.1 on that split: musk 89 -> 99, vowels 59 -> 87, mammography
-80 -> 87, but annthyroid 89 -> 62, optdigits 65 -> 44 and wine 87 -> 71. Three members of each kind
-averaged (each in its IQR units) gave 78.6 / 40.0 against three robust members' 78.5 / 42.0; not adopted.
-Mean / std with the arcsinh gave 78.0 / 42.9 (annthyroid 64, optdigits 50 again: the std, not the lost
-arcsinh, costs those). Median / IQR without the arcsinh diverges on ALOI, where a scaled value reaches 2e4;
-a later knee, 5 arcsinh(v / 5), gave 78.3 / 40.9 (musk 89 -> 95, mammography 80 -> 85, optdigits 65 -> 53).
-An ensemble's score is the mean of its members' scores, each divided by the inter-quartile range of that
-member's scores on the whole training set, so that no member's units dominate; a single member keeps nats.
+cuts the variance of any one fit. An ensemble's score is the mean of its members' scores, each divided by
+the inter-quartile range of that member's scores on the whole training set, so that no member's units
+dominate; a single member keeps nats.
 
 Trimmed refits (trim=0.2 on tables): each member is fitted, scores its own rows, and is fitted again from
 scratch without the highest-scoring fifth. Unsupervised training data holds anomalies, and a model fitted to
-them learns them as normal; the first fit ranks many of them highest (on cardio, 9.6% anomalies, a third of
-the trimmed rows are anomalies). On the ADBench seed-0 split a tenth lifted the mean AUROC from 78.9 to 80.3
-and the mean AUPRC from 42.5 to 50.5: musk 88 -> 99.8 (AUPRC 20 -> 94), wine 87 -> 93, annthyroid 88.5 -> 92,
-optdigits 70 -> 73, thyroid's AUPRC 48 -> 87; mammography fell 81 -> 80. A fifth gave 80.75 / 50.7 on that
-split (cardio 82 -> 84, glass 81 -> 83, mammography 80 -> 81.5, optdigits 73 -> 75; magic 67 -> 65), and was
-chosen there; on splits 1 and 2 (new partitions of the same tables) it gave 79.6 and 80.4 against Isolation
-Forest's 79.2 and 79.9 (docs/anomaly-adbench.md). Fits take twice as long. A shorter first fit (a quarter of the
-epochs), which memorises fewer anomalies, gave 79.8 / 48.3 with a tenth trimmed: cardio 82 -> 84, but musk
-99.8 -> 94 and optdigits 73 -> 69, whose anomalies only the full fit singles out.
-Images keep one fit (trim=0): the one-class protocol's training data is one clean class, and its results
-were measured that way.
-Probes that did not beat the untrimmed ensemble on that split, and why the scaling stays as it is: robust
-sigma units (IQR / 1.349) before the arcsinh gave 78.6 and scaling the features by 1.35 after it 78.7; a
-tighter fit helps vowels, musk and mammography and costs cardio and optdigits, as a learned variance does.
+them learns them as normal; the first fit ranks many of them highest. Images keep one fit (trim=0): the
+one-class protocol's training data is one clean class.
 
 On grey pixels a Bernoulli likelihood's -log p(x|z) can not go below the pixels' own binary entropy
 sum_d H(x_d), which is large for images with much grey and small for nearly binary ones: raw scores call
 simple images normal whatever they show (the complexity bias of likelihood-based detectors, Serra et al.
 2020). With entropy_correction (the default) that floor is subtracted: the reconstruction score becomes
-sum_d KL(Bernoulli(x_d) || Bernoulli(p_d)). On one-class Fashion-MNIST it lifts the mean AUROC from ~73 to ~92.
+sum_d KL(Bernoulli(x_d) || Bernoulli(p_d)).
+
+The measurements behind each of these choices, and the variants tried and rejected, are in
+docs/anomaly-design.md.
 """
 from __future__ import annotations
 
@@ -69,15 +43,17 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .. import estimators
-from ..errors import VaekitError, check_count
+from ..errors import VaekitError, VaekitWarning, check_count
 from ..models import noise
 from ..runs import repeatable_kernels
 from ..io import atomic_write_json, read_json
 from ..tables import Table, TableSchema
 from ..train import to_unit_float
+from ..train.progress import shared_bar
 from . import SCORES
 
 DETECTOR_FILE = "detector.json"
+COLLAPSE = "posterior collapse"  # how diagnostics.collapse_warning's messages begin
 
 
 class AnomalyDetector(BaseEstimator):
@@ -85,11 +61,12 @@ class AnomalyDetector(BaseEstimator):
 
     model: a registry name; latent_dim / hidden / epochs: None picks sizes from the data (tables: a code of
     a quarter of the features, 2 to 16 units; images: 16 units and 60 epochs, which fit one class's ~6,000
-    images better than 30: one-class Fashion-MNIST's mean AUROC went from 91.97 to 92.11, seeds 0 and 1); params:
+    images better than 30); params:
     further model or training options (for every member). n_members / max_samples: the ensemble's size and
     each member's rows (None: 6 members of 512 rows on tables, one model of all rows on images). trim: the
     share of each member's rows left out of its refit (None: 0.2 on tables, 0 on images; 0: no refit);
-    trimmed_ holds, per member, the indices of the training rows left out.
+    trimmed_ holds, per member, the indices of the training rows left out; column_errors_ (tables), each
+    column's mean reconstruction error on the training rows, the unit of feature_contributions.
     """
 
     def __init__(self, model="vae", score="nll", contamination=0.1, k=64, entropy_correction=True, latent_dim=None,
@@ -123,7 +100,9 @@ class AnomalyDetector(BaseEstimator):
         rng = np.random.default_rng(seed)
         sampled = max_samples < len(x)
         self.estimators_, self.trimmed_ = [], []
-        with warnings.catch_warnings(record=True) as caught:
+        n_fits = n_members * (2 if trim else 1)
+        with warnings.catch_warnings(record=True) as caught, \
+                shared_bar(n_fits, "anomaly fit", enabled=bool(self.verbose)):
             warnings.simplefilter("always")
             for m in range(n_members):
                 rows = np.sort(rng.choice(len(x), size=max_samples, replace=False)) if sampled else np.arange(len(x))
@@ -136,14 +115,38 @@ class AnomalyDetector(BaseEstimator):
                     est = self._fit_member(xm[~worst], seed + m)
                 self.trimmed_.append(rows[worst])
                 self.estimators_.append(est)
-        _warn_once_per_kind(caught, n_members * (2 if trim else 1))
+        _warn_once_per_kind([w for w in caught if not str(w.message).startswith(COLLAPSE)], n_fits)
+        self._warn_collapse()
         x_in = self._input(X)
         raw = [self._member_scores(est, x_in) for est in self.estimators_]
         # an ensemble's members in units of their score's spread on the whole training set; one model keeps nats
         self.member_scales_ = [1.0] if n_members == 1 else \
             [float(np.subtract(*np.percentile(r, [75, 25]))) or 1.0 for r in raw]
         self.decision_scores_ = self._combine(raw)
+        if table:  # each column's typical error, the unit of its relative contributions
+            errors = self._feature_errors(x_in)
+            self.column_errors_ = [float(errors[:, s].sum(1).mean()) for _, s in self.schema_.feature_groups()]
         return self.set_threshold(contamination=self.contamination)
+
+    def _warn_collapse(self) -> None:
+        """The members' collapse warnings, said once in the detector's terms, with what to change.
+
+        A code smaller than the one given costs the scores nothing (the detector's code size is an upper
+        bound), so only unused codes are reported. A member whose code is unused still scores: its decoder's
+        mean is then the typical row, and a score is the row's distance from it. Under a unit-variance
+        likelihood a latent direction pays for its KL only where the features vary by more than that unit
+        noise, which one-hot columns (variance <= 1/4) rarely do; a lower KL weight (beta) lets the codes
+        model how the columns relate (docs/anomaly-design.md)."""
+        active = [e.history_[-1].get("active_units") for e in self.estimators_ if e.history_]
+        unused = sum(a == 0 for a in active)
+        if not unused:
+            return
+        beta = (self.params or {}).get("beta", 1.0)
+        warnings.warn(f"{COLLAPSE} in {unused} of the {len(active)} models: their codes are unused (0 of "
+                      f"{self.estimators_[0].module_.cfg.latent_dim} latent units active), so each of their "
+                      f"scores is the row's distance from a typical row. To let the codes model how the columns "
+                      f"relate, lower the KL weight (now {beta:g}): --beta {beta / 10:g} (params={{'beta': "
+                      f"{beta / 10:g}}})", VaekitWarning, stacklevel=3)
 
     def _fit_member(self, x: np.ndarray, seed: int):
         est = estimators.estimator_for(self.model, **self._model_params(x, seed))
@@ -245,22 +248,40 @@ class AnomalyDetector(BaseEstimator):
         return self
 
     @torch.no_grad()
-    def feature_contributions(self, X) -> tuple[list[str], np.ndarray]:
-        """(names, (N, n) array): each table column's share of the reconstruction error (one-hot blocks
-        summed into their column); for images, each pixel's. An ensemble's shares are in its score's units."""
+    def feature_contributions(self, X, relative: bool = True) -> tuple[list[str], np.ndarray]:
+        """(names, (N, n) array): how much each table column (a one-hot block counted as its column) or pixel
+        adds to an example's reconstruction error, -log p(x_d | z = E[z|x]) above its floor (the error of a
+        perfect reconstruction: the likelihood's constant for Gaussians, the pixel's own entropy for Bernoulli).
+
+        relative (tables): each column's error as a multiple of its mean error on the training rows (1 = as
+        usual), so that columns of different widths and scales compare, and the column that makes a row
+        unusual comes first. A wide one-hot block adds more raw error to every row than a number does; with
+        relative=False the raw errors (nats; an ensemble's in its score's units) are returned, which add up
+        to the reconstruction score less the floor.
+        """
         self._check_fitted()
-        x = self._input(X)
+        terms = self._feature_errors(self._input(X))
+        if self.kind_ == "image":
+            return [f"pixel{j}" for j in range(terms.shape[1])], terms
+        groups = self.schema_.feature_groups()
+        per_column = np.stack([terms[:, s].sum(1) for _, s in groups], axis=1)
+        if relative:
+            if getattr(self, "column_errors_", None) is None:
+                raise VaekitError("this detector was saved without its columns' training errors (by an earlier "
+                                  "vaekit): fit it again, or pass relative=False for raw errors")
+            per_column = per_column / np.maximum(np.asarray(self.column_errors_), 1e-12)
+        return [g for g, _ in groups], per_column
+
+    @torch.no_grad()
+    def _feature_errors(self, x: torch.Tensor) -> np.ndarray:
+        """(N, features) reconstruction errors above their floor, combined over the members."""
         per_member = []
         for est in self.estimators_:
             module = est.module_.eval()
             dev = est._device()
-            per_member.append(torch.cat([self._reconstruction_terms(module, x[i:i + 512].to(dev)).flatten(1).cpu()
+            per_member.append(torch.cat([_excess_error(module, x[i:i + 512].to(dev)).flatten(1).cpu()
                                          for i in range(0, len(x), 512)]).double().numpy())
-        terms = self._combine(per_member)
-        if self.kind_ == "image":
-            return [f"pixel{j}" for j in range(terms.shape[1])], terms
-        groups = self.schema_.feature_groups()
-        return [g for g, _ in groups], np.stack([terms[:, s].sum(1) for _, s in groups], axis=1)
+        return self._combine(per_member)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, directory) -> Path:
@@ -271,7 +292,7 @@ class AnomalyDetector(BaseEstimator):
         atomic_write_json(directory / DETECTOR_FILE, {
             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
             "kind": self.kind_, "threshold": self.threshold_, "members": len(self.estimators_),
-            "member_scales": self.member_scales_,
+            "member_scales": self.member_scales_, "column_errors": getattr(self, "column_errors_", None),
             "schema": self.schema_.to_dict() if self.kind_ == "table" else None})
         return directory
 
@@ -280,6 +301,18 @@ class AnomalyDetector(BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this AnomalyDetector is not fitted yet; call fit(X) first")
+
+
+def _excess_error(module, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x_d | z = E[z|x]) less its floor, per input dimension: (B, *shape). The floor is the error of
+    the best reconstruction: for a Gaussian its value at the mean (so a unit-variance Gaussian leaves half the
+    squared error), for a Bernoulli the pixel's own entropy (so the KL divergence from x_d is left)."""
+    params = module.generative(module.inference(x).mean)
+    dist = params.base_dist
+    nll = -dist.log_prob(x)
+    if module.cfg.likelihood == "bernoulli":
+        return nll - bernoulli_entropy(x)
+    return nll + dist.log_prob(dist.mean)
 
 
 def _model_input(est, features: np.ndarray) -> torch.Tensor:
@@ -310,6 +343,7 @@ def load_detector(directory, device: str | None = None) -> AnomalyDetector:
     device = device or (det.params or {}).get("device", "auto")
     det.estimators_ = [estimators.load(directory / f"member-{m}", device) for m in range(doc["members"])]
     det.member_scales_ = doc["member_scales"]
+    det.column_errors_ = doc.get("column_errors")
     det.kind_, det.threshold_ = doc["kind"], doc["threshold"]
     if doc["schema"] is not None:
         det.schema_ = TableSchema.from_dict(doc["schema"])

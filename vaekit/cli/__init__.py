@@ -5,13 +5,14 @@ import sys
 import warnings
 
 from ..errors import VaekitError, VaekitWarning
-from . import anomaly, demo, evaluate, finetune, train, views
-from .options import Parser
+from . import anomaly, demo, evaluate, finetune, models, train, views
+from .options import DefaultsFormatter, Parser
 
 
 def _commands():
     cmds = {
         "train": (train.HELP, train.add_arguments, train.run),
+        "models": (models.HELP, models.add_arguments, models.run),
         **views.COMMANDS,
         "evaluate": (evaluate.HELP, evaluate.add_arguments, evaluate.run),
         "finetune": (finetune.HELP, finetune.add_arguments, finetune.run),
@@ -22,10 +23,13 @@ def _commands():
 
 
 def build_parser() -> Parser:
+    from .. import __version__
+
     parser = Parser(prog="vaekit", description="Autoencoders, VAEs and their latent spaces.")
+    parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, (help_text, add, run) in _commands().items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
         add(p)
         p.set_defaults(_run=run)
     return parser

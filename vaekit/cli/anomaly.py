@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import plots
-from ..anomaly import SCORES, auroc_auprc
+from ..anomaly import SCORES, anomaly_labels, threshold_metrics
 from ..config import DataConfig
-from ..data import load_data
+from ..data import NAMED, load_data
+from ..data.files import reading_arrays
 from ..errors import VaekitError
 from ..io import atomic_write, atomic_write_json
 from ..tables import drop_missing, read_table
@@ -29,8 +31,14 @@ def _data_args(p) -> None:
     p.add_argument("--data", required=True, help="named image set, image folder, .npy/.npz array, or .csv/.npz table")
     p.add_argument("--data-dir", help="where named data sets live")
     p.add_argument("--normal-class", help="named sets: the normal class (index or name)")
-    p.add_argument("--label-column", help="CSV tables: the column holding labels (1 = anomaly); left out of the features")
+    p.add_argument("--label-column", help="CSV tables: the column holding labels, left out of the features")
+    p.add_argument("--anomaly-label", metavar="VALUE", help="the label value that marks an anomaly, where the "
+                   "labels are not 0/1 (1 = anomaly) or true/false, e.g. --anomaly-label 2")
     p.add_argument("--drop-missing", action="store_true", help="tables: drop rows with missing values (and say which)")
+    p.add_argument("--coerce", action="store_true", help="tables: read stray text cells of a numeric column as "
+                   "missing (with a warning) instead of refusing them")
+    p.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN",
+                   help="tables: read these columns as categories even where they hold numbers")
 
 
 def add_arguments(p) -> None:
@@ -39,13 +47,18 @@ def add_arguments(p) -> None:
     _data_args(fit)
     fit.add_argument("--out", required=True, help="folder for the detector")
     fit.add_argument("--model", default="vae", help="registry model (default: vae)")
-    fit.add_argument("--score", choices=SCORES, default="nll")
+    fit.add_argument("--score", choices=SCORES, default="nll", help="nll: -log p(x) by importance sampling; elbo: "
+                     "the negative ELBO; reconstruction: the error at the posterior mean (any model)")
     fit.add_argument("--contamination", type=float, default=0.1, help="share of the training data flagged")
     fit.add_argument("--epochs", type=count(), help="default: sized to the data")
-    fit.add_argument("--latent-dim", type=count())
+    fit.add_argument("--latent-dim", type=count(), help="code size of every member (default: tables a quarter of "
+                     "the features, 2 to 16; images 16)")
+    fit.add_argument("--beta", type=float, help="weight of every member's KL term (default: 1); lower lets the "
+                     "codes model how columns relate where the unit-variance likelihood leaves them unused")
     fit.add_argument("--trim", type=float, help="share of each model's training rows left out of its refit "
                      "(default: 0.2 for tables, 0 for images)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, help="seeds every member's initialisation, rows and noise")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
     for name in ("score", "evaluate"):
         q = sub.add_parser(name, help="score data with a saved detector" if name == "score"
                            else "AUROC / AUPRC against labels, ROC and PR plots, scores")
@@ -63,30 +76,52 @@ def _is_table(path: str) -> bool:
     if p.suffix.lower() == ".csv":
         return True
     if p.suffix.lower() == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
+        with reading_arrays(p), np.load(p, allow_pickle=False) as z:
             return "X" in z and z["X"].ndim == 2
     return False
 
 
-def load_role(args, role: str):
-    """(X for the detector, labels 1 = anomaly or None) for role 'fit' (training data) or 'score'/'evaluate'."""
+@dataclass
+class RoleData:
+    """What a command reads: the detector's input, the labels as read (or None), each row's number in the
+    input, and the numbers of the rows dropped for missing values."""
+
+    x: object
+    labels: np.ndarray | None
+    rows: np.ndarray
+    dropped: np.ndarray
+
+
+def load_role(args, role: str) -> RoleData:
+    """The data of role 'fit' (training data) or 'score'/'evaluate'."""
     if _is_table(args.data):
-        table = read_table(args.data, args.label_column)
+        table = read_table(args.data, args.label_column, coerce=args.coerce, categorical=args.categorical)
+        dropped = np.array([], dtype=np.int64)
         if args.drop_missing:
             table, dropped = drop_missing(table)
             if len(dropped):
-                print(f"vaekit anomaly: dropped {len(dropped)} rows with missing values (first: {dropped[:5].tolist()})",
-                      file=sys.stderr)
-        return table, table.label
+                shown = ", ".join(map(str, dropped[:20].tolist())) + (f" and {len(dropped) - 20} more"
+                                                                      if len(dropped) > 20 else "")
+                print(f"vaekit anomaly: dropped {len(dropped)} rows with missing values (rows {shown}; rows count "
+                      f"data lines from 0); the other rows keep their numbers", file=sys.stderr)
+        return RoleData(table, table.label, table.rows, dropped)
+    path = Path(args.data).expanduser()
+    if path.is_file() and path.suffix.lower() not in (".npy", ".npz"):
+        raise VaekitError(f"cannot read {path}: anomaly commands read a named image set ({', '.join(NAMED)}), a folder "
+                          f"of images, a .npy or .npz array, or a table as .csv (with a header line) or .npz (X, y). "
+                          f"Save a table in another format as CSV with a header line")
     data = load_data(DataConfig(args.data, data_dir=args.data_dir, val_fraction=0))
     split = data.train if role == "fit" else data.test
     x, y = split.x, split.y
+    rows = np.arange(len(x))
+    none = np.array([], dtype=np.int64)
     if args.normal_class is None:
-        return x, (y if role != "fit" else None)
+        return RoleData(x, y if role != "fit" else None, rows, none)
     normal = _class_index(args.normal_class, data.classes)
     if role == "fit":
-        return x[y == normal], None
-    return x, (y != normal).astype(int)
+        keep = y == normal
+        return RoleData(x[keep], None, rows[keep], none)
+    return RoleData(x, (y != normal).astype(int), rows, none)
 
 
 def _class_index(name: str, classes) -> int:
@@ -100,32 +135,35 @@ def _class_index(name: str, classes) -> int:
 def _fit(args) -> int:
     from ..anomaly.detector import AnomalyDetector  # scikit-learn: only for this command
 
-    x, _ = load_role(args, "fit")
+    data = load_role(args, "fit")
     det = AnomalyDetector(model=args.model, score=args.score, contamination=args.contamination, epochs=args.epochs,
-                          latent_dim=args.latent_dim, trim=args.trim, random_state=args.seed)
-    det.fit(x)
+                          latent_dim=args.latent_dim, trim=args.trim, random_state=args.seed, verbose=not args.quiet,
+                          params=None if args.beta is None else {"beta": args.beta})
+    det.fit(data.x)
     det.save(args.out)
     print(json.dumps({"detector": args.out, "kind": det.kind_, "n_train": len(det.decision_scores_),
-                      "threshold": det.threshold_, "flagged": int(det.labels_.sum())}))
+                      "threshold": det.threshold_, "flagged": int(det.labels_.sum()), "dropped": len(data.dropped)}))
     return 0
 
 
-def _score_rows(det, x, path) -> np.ndarray:
-    scores = det.decision_function(x)
+def _score_rows(det, data: RoleData, path) -> np.ndarray:
+    """Write scores.csv: the input's row number, score, 0/1 flag and (tables) the three columns whose errors
+    are largest relative to their typical error on the training rows."""
+    scores = det.decision_function(data.x)
     header, extra = ["row", "score", "anomaly"], [[] for _ in scores]
     if det.kind_ == "table":
-        names, contrib = det.feature_contributions(x)
+        names, contrib = det.feature_contributions(data.x)
         header.append("top_columns")
         for i, row in enumerate(contrib):
-            top = np.argsort(row)[::-1][:3]
-            extra[i] = ["; ".join(f"{names[j]} ({row[j]:.2f})" for j in top)]
+            top = np.argsort(row, kind="stable")[::-1][:3]
+            extra[i] = ["; ".join(f"{names[j]} ({row[j]:.1f}x)" for j in top)]
 
     def write(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(header)
-            for i, s in enumerate(scores):
-                w.writerow([i, f"{s:.6g}", int(s > det.threshold_), *extra[i]])
+            for r, s, e in zip(data.rows.tolist(), scores, extra):
+                w.writerow([r, f"{s:.6g}", int(s > det.threshold_), *e])
     atomic_write(path, write)
     return scores
 
@@ -134,9 +172,10 @@ def _score(args) -> int:
     from ..anomaly.detector import load_detector
 
     det = load_detector(args.detector)
-    x, _ = load_role(args, "score")
-    scores = _score_rows(det, x, args.out)
-    print(json.dumps({"scores": args.out, "n": len(scores), "flagged": int((scores > det.threshold_).sum())}))
+    data = load_role(args, "score")
+    scores = _score_rows(det, data, args.out)
+    print(json.dumps({"scores": args.out, "n": len(scores), "flagged": int((scores > det.threshold_).sum()),
+                      "dropped_rows": data.dropped.tolist()}))
     return 0
 
 
@@ -144,17 +183,16 @@ def _evaluate(args) -> int:
     from ..anomaly.detector import load_detector
 
     det = load_detector(args.detector)
-    x, y = load_role(args, "evaluate")
-    if y is None:
+    data = load_role(args, "evaluate")
+    if data.labels is None:
         raise VaekitError("evaluate needs labels: a table's y (or --label-column), or --normal-class for a named set")
+    name = f"label column '{args.label_column}'" if args.label_column else "the labels"
+    y = anomaly_labels(data.labels, name, args.anomaly_label, data.rows)
     out = Path(args.out)
-    scores = _score_rows(det, x, out / "scores.csv")
-    metrics = auroc_auprc(np.asarray(y), scores)
-    flagged = scores > det.threshold_
-    y = np.asarray(y).astype(bool)
-    metrics.update({"threshold": det.threshold_, "precision_at_threshold": float(y[flagged].mean()) if flagged.any() else 0.0,
-                    "recall_at_threshold": float(flagged[y].mean()), "fpr_at_threshold": float(flagged[~y].mean())})
-    plots.roc_pr_curves(y.astype(int), scores, out / "roc.png", out / "pr.png", title=Path(args.detector).name)
+    scores = _score_rows(det, data, out / "scores.csv")
+    metrics = threshold_metrics(y, scores, det.threshold_)
+    metrics["dropped_rows"] = data.dropped.tolist()
+    plots.roc_pr_curves(y, scores, out / "roc.png", out / "pr.png", metrics, title=Path(args.detector).name)
     atomic_write_json(out / "metrics.json", metrics)
-    print(json.dumps(metrics))
+    print(json.dumps({k: v for k, v in metrics.items() if k != "dropped_rows"} | {"dropped": len(data.dropped)}))
     return 0

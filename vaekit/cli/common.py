@@ -7,8 +7,7 @@ from pathlib import Path
 from ..config import DataConfig, from_dict
 from ..data import Dataset, load_data
 from ..errors import VaekitError
-from ..runs import CONFIG_FILE
-from ..io import read_json
+from ..runs import CONFIG_FILE, read_config
 
 
 def load_run(run: str, device: str = "cpu"):
@@ -20,7 +19,7 @@ def load_run(run: str, device: str = "cpu"):
 
 def load_run_data(run: str, data_dir: str | None = None) -> Dataset:
     """The data a run was trained on (its config.json says where), optionally from another data dir."""
-    doc = read_json(Path(run) / CONFIG_FILE)
+    doc = read_config(run)
     if "data" not in doc:
         raise VaekitError(f"{run} does not record its data (it was saved from Python); pass images by path instead")
     cfg = from_dict(DataConfig, doc["data"], f"{run}/{CONFIG_FILE} (data)")
@@ -43,9 +42,26 @@ def count(minimum: int = 1):
     return parse
 
 
+def picture_or_array(text: str) -> str:
+    """An argparse type for --out of a picture command: a .npy array or a picture suffix vaekit writes."""
+    from ..plots import picture_format
+
+    if not text.lower().endswith(".npy"):
+        try:
+            picture_format(text)
+        except VaekitError as e:
+            raise argparse.ArgumentTypeError(f"{e}, or .npy for the raw array") from None
+    return text
+
+
+picture_or_array.__name__ = "output file"
+
+
 def add_run_args(p, out_suffix: str | None = ".png") -> None:
     p.add_argument("run", help="a run folder written by 'vaekit train'")
     if out_suffix:
-        p.add_argument("--out", required=True, help=f"output file ({out_suffix}, or .npy for the raw array)")
+        p.add_argument("--out", required=True, type=picture_or_array,
+                       help=f"output file: a picture ({out_suffix}, .jpg, .webp, .pdf, .svg, .tif) in the format its "
+                            f"suffix names, or .npy for the raw array")
     p.add_argument("--data-dir", help="where the run's named data set lives, if not where it was trained")
     p.add_argument("--seed", type=int, default=0, help="seed for anything random")

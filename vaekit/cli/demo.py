@@ -5,10 +5,12 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import VaekitError
 from . import train, views
 from . import evaluate as evaluate_cmd
-from .common import count
+from .common import count, load_run_data
 from .options import Parser
 
 HELP = "train a 2-D VAE on a built-in data set and write samples, reconstructions, maps, curve and metrics"
@@ -23,7 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="digits", help="data set (default: digits, bundled with scikit-learn)")
     p.add_argument("--data-dir", help="where named data sets live")
     p.add_argument("--epochs", type=count(), help="override the demo's epoch count")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
@@ -42,15 +44,26 @@ def run(args) -> int:
         flags.append("--quiet")
     _call(train, flags)
     run_dir = str(out)
+    start, end = _two_classes(run_dir)
     for name, extra in (("sample", ["-n", "100"]), ("reconstruct", ["-n", "20"]),
                         ("latent-map", []), ("manifold", ["--grid", "20"]),
-                        ("interpolate", ["--from", "0", "--to", "1", "--steps", "10"])):
+                        ("interpolate", ["--from", str(start), "--to", str(end), "--steps", "10"])):
         _, add, run_view = views.COMMANDS[name]
         _call_view(add, run_view, [run_dir, "--out", str(out / f"{name.replace('-', '_')}.png"), *extra])
     _call(evaluate_cmd, [run_dir, "--out", str(out / "metrics.json"), "--k", "100"])
     print(json.dumps({"run": run_dir, "seconds": round(time.perf_counter() - t0, 1),
                       "files": sorted(p.name for p in out.iterdir() if p.is_file())}))
     return 0
+
+
+def _two_classes(run_dir: str) -> tuple[int, int]:
+    """Test-set indices of the first example and of the first one of another class: a path between two
+    examples of one class shows little."""
+    y = load_run_data(run_dir).test.y
+    if y is None:
+        return 0, 1
+    other = np.flatnonzero(y != y[0])
+    return 0, int(other[0]) if len(other) else 1
 
 
 def _call(module, argv) -> None:

@@ -6,10 +6,10 @@ import json
 import sys
 
 from ..data import user_cache
-from ..runs import CONFIG_FILE
+from ..runs import read_config
 from ..evaluate import evaluate
 from ..malloc import EVALUATION_KEEP, keep_freed_memory
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json
 from .common import add_run_args, count, load_run, load_run_data
 
 HELP = ("test ELBO and importance-sampled NLL (nats, bits/dim, standard errors), collapse diagnostics and "
@@ -35,7 +35,7 @@ def run(args) -> int:
     keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
     model = load_run(args.run, device=args.device)
     data = load_run_data(args.run, args.data_dir)
-    train_cfg = read_json(f"{args.run}/{CONFIG_FILE}").get("train_config", {})
+    train_cfg = read_config(args.run).get("train_config", {})
     binarize = train_cfg.get("binarize", False) if args.binarize is None else args.binarize
     quality = data.train.y is not None if args.quality is None else args.quality
     net = None

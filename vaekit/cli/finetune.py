@@ -19,13 +19,13 @@ HELP = "train a run's encoder plus a softmax classifier on N labels; print the t
 def add_arguments(p) -> None:
     add_run_args(p, out_suffix=None)
     p.add_argument("--labels", type=count(), default=100, help="labelled training examples, balanced over classes")
-    p.add_argument("--epochs", type=count(), default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=count(), default=32)
+    p.add_argument("--epochs", type=count(), default=100, help="passes over the labelled examples")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the encoder and the softmax layer")
+    p.add_argument("--batch-size", type=count(), default=32, help="labelled examples per step")
     p.add_argument("--from-scratch", action="store_true",
                    help="the same network from a random initialisation: the baseline pretraining should beat")
     p.add_argument("--out", help="also write the JSON to this file")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:

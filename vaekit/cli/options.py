@@ -14,10 +14,29 @@ from ..io import read_json
 
 GROUPS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 _RENAMED = {("data", "source"): "data"}  # DataConfig.source is --data on the command line
+_METAVARS = {"image_size": ("H", "W")}
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option's text with its default, where it has one and does not say it already."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        shown_already = "(default" in text or "default:" in text
+        nothing = default is None or default is False or default is argparse.SUPPRESS or default == []
+        if action.option_strings and not shown_already and not nothing and not isinstance(action, argparse._VersionAction):
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+            text += f" (default: {shown})".replace("%", "%%")
+        return text
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that suggests the closest flag for a misspelt one."""
+    """argparse that suggests the closest flag for a misspelt one, and whose sub-commands show defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         if "unrecognized arguments" in message:
@@ -62,8 +81,12 @@ def add_config_flags(parser: argparse.ArgumentParser, groups=("model", "train", 
             if hint is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
                 del kwargs["metavar"]
-            elif typing.get_origin(base) is tuple:
-                kwargs.update(nargs="+", type=typing.get_args(base)[0])
+            elif typing.get_origin(base) is tuple:  # tuple[int, ...]: one or more; tuple[int, int]: exactly two
+                items = typing.get_args(base)
+                n = "+" if items[-1] is Ellipsis else len(items)
+                kwargs.update(nargs=n, type=items[0])
+                if n != "+":
+                    kwargs["metavar"] = _METAVARS.get(f.name, (kwargs["metavar"],) * n)
             else:
                 kwargs["type"] = base
             g.add_argument(_flag(group, f.name), **kwargs)
@@ -84,7 +107,10 @@ def read_config_file(path: str) -> dict[str, dict]:
     p = Path(path)
     if not p.is_file():
         raise VaekitError(f"config file not found: {p}")
-    doc = read_json(p)
+    doc = read_json(p, "config file")
+    if not isinstance(doc, dict):
+        raise VaekitError(f"{p} holds a JSON {type(doc).__name__}; a config file is an object "
+                          '{"model": {...}, "train": {...}, "data": {...}}')
     for section, values in doc.items():
         if section not in GROUPS:
             close = difflib.get_close_matches(section, GROUPS, n=1)

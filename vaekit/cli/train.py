@@ -14,11 +14,12 @@ from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import DiskRows, load_data
 from ..data.dataset import NAMED
 from ..errors import VaekitError
-from ..runs import CONFIG_FILE, fit_module
-from ..io import atomic_write_json, read_json
+from ..runs import CONFIG_FILE, fit_module, read_config
+from ..io import atomic_write_json
 from ..models import MODELS, get_spec
 from ..plots import training_curve
-from ..train import resolve_device
+from ..train import STATE_FILE, WEIGHTS_FILE, resolve_device
+from ..train import checkpoint as ckpt
 from ..train.distributed import Distributed
 from .common import count
 from .options import add_config_flags, configs_from_args, read_config_file
@@ -42,7 +43,7 @@ def run(args) -> int:
     if args.nproc > 1 and not dist.active:
         return _launch(args)
     out = Path(args.out)
-    saved = read_json(out / CONFIG_FILE) if (out / CONFIG_FILE).is_file() else None
+    saved = read_config(out) if (out / CONFIG_FILE).is_file() else None
     if args.resume:
         if saved is None:
             raise VaekitError(f"--resume: {out} holds no run to continue (no {CONFIG_FILE}); drop --resume")
@@ -65,9 +66,11 @@ def run(args) -> int:
     data = load_data(data_cfg)  # before touching --out, so a bad data set leaves nothing behind
     data.test = None  # training never reads it: leave its memory to training
     # every value is validated before anything is written
-    mcfg = from_dict(ModelConfig, {**to_dict(spec.config()), **groups["model"]}, "the model options")
+    mcfg = from_dict(ModelConfig, spec.values(**groups["model"]), "the model options")
     mcfg = mcfg.validate(f"model '{spec.name}'")
     tcfg = from_dict(TrainConfig, groups["train"], "the training options").validate("the trainer")
+    if args.resume and _finished(out, tcfg):
+        return 0
     dist.init(dist.device(resolve_device(tcfg.device)))
     dist.barrier()  # every process has checked --out before rank 0 writes into it
     if dist.is_main:
@@ -86,6 +89,32 @@ def run(args) -> int:
                           **{k: round(v, 4) for k, v in last.items() if k.endswith("loss")}}))
     dist.close()
     return 0
+
+
+def _finished(out: Path, tcfg: TrainConfig) -> bool:
+    """--resume on a run with nothing left to train: say so (an error, not a silent no-op), or, where its
+    model.safetensors is damaged, rewrite that file from the resume state and say so. False: train on."""
+    state = out / STATE_FILE
+    if not state.is_file():
+        return False  # the trainer says there is nothing to resume from
+    tensors, meta = ckpt.load_tensors(state)
+    t = meta["trainer"]
+    done, stopped = t["epoch"], tcfg.patience is not None and t["bad_epochs"] >= tcfg.patience
+    if done < tcfg.epochs and not stopped:
+        return False
+    try:
+        ckpt.load_tensors(out / WEIGHTS_FILE)
+    except VaekitError as e:
+        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        ckpt.save_tensors(out / WEIGHTS_FILE, weights, {"epoch": done})
+        print(f"vaekit train: {e}; rewrote {WEIGHTS_FILE} from {state} (epoch {done})", file=sys.stderr)
+        return True
+    if stopped:
+        raise VaekitError(f"{out} stopped early at epoch {done} (no better validation loss for {t['bad_epochs']} "
+                          f"epochs; best epoch {t['best_epoch']}): nothing to resume. Pass a larger --patience "
+                          f"(now {tcfg.patience}) to train on")
+    raise VaekitError(f"{out} has already trained its {done} epochs: nothing to resume. Pass --epochs N with "
+                      f"N > {done} to train further")
 
 
 def _tensor(x):

@@ -15,7 +15,10 @@ from .common import add_run_args, count, load_run, load_run_data
 def _write(array: np.ndarray, out: str, draw) -> None:
     """.npy gets the raw array; anything else gets the picture."""
     if out.endswith(".npy"):
-        atomic_write(out, lambda tmp: np.save(open(tmp, "wb"), array))
+        def save(tmp):
+            with open(tmp, "wb") as f:  # np.save(name) would append .npy to the temporary name
+                np.save(f, array)
+        atomic_write(out, save)
     else:
         draw(out)
     print(out)
@@ -102,7 +105,8 @@ def run_interpolate(args) -> int:
     z = model.transform(np.stack([x0, x1]))
     methods = ["linear", "slerp"] if args.method == "both" else [args.method]
     rows = np.concatenate([model.inverse_transform(interpolate_codes(z[0], z[1], args.steps, m)) for m in methods])
-    _write(rows, args.out, lambda out: plots.image_grid(rows, out, ncol=args.steps))
+    labels = [{"linear": "linear", "slerp": "spherical"}[m] for m in methods]
+    _write(rows, args.out, lambda out: plots.image_grid(rows, out, ncol=args.steps, row_labels=labels))
     return 0
 
 

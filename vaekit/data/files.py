@@ -1,6 +1,9 @@
 """The user's own data: a folder of images, or a .npy / .npz array."""
 from __future__ import annotations
 
+import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +82,29 @@ _X_KEYS = ("x", "X", "images", "data")
 _Y_KEYS = ("y", "Y", "labels", "targets")
 
 
+@contextmanager
+def reading_arrays(path):
+    """Inside: numpy's errors for a damaged .npy / .npz (a truncated zip, a short array, a pickled object)
+    become one VaekitError that names the file and what to do."""
+    try:
+        yield
+    except VaekitError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        raise VaekitError(f"cannot read {path}: the file is damaged or truncated ({type(e).__name__}: {e}); "
+                          f"copy or save it again") from None
+    except ValueError as e:  # object arrays need pickle, which is refused; short or malformed .npy headers
+        raise VaekitError(f"cannot read {path}: {e}; save plain numeric arrays (no objects) with np.save / "
+                          f"np.savez") from None
+
+
 def load_array_file(path: str | Path):
     """(x, y or None) from .npy (x only) or .npz (x under x/X/images/data, labels under y/labels/targets).
 
     Loaded with allow_pickle=False: an array file from a stranger runs no code.
     """
     path = Path(path)
-    try:
+    with reading_arrays(path):
         if path.suffix == ".npy":
             return check_array(np.load(path, allow_pickle=False), str(path)), None
         with np.load(path, allow_pickle=False) as z:
@@ -99,8 +118,6 @@ def load_array_file(path: str | Path):
             ykey = next((k for k in _Y_KEYS if k in z), None)
             x = check_array(z[xkey], f"{path}:{xkey}")
             y = None if ykey is None else np.asarray(z[ykey])
-    except ValueError as e:  # object arrays need pickle, which we refuse
-        raise VaekitError(f"cannot read {path}: {e}; save plain numeric arrays (no objects)") from None
     if y is not None and len(y) != len(x):
         raise VaekitError(f"{path}: {len(x)} examples but {len(y)} labels; they must match one to one")
     return x, y

@@ -35,10 +35,10 @@ class DiskRows:
     @classmethod
     def open(cls, path) -> DiskRows:
         """Map a .npy file (no pickle) and check it streams finite numbers in a supported layout."""
-        try:
+        from .files import reading_arrays
+
+        with reading_arrays(path):
             a = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
-            raise VaekitError(f"cannot map {path}: {e}; save plain numeric arrays (no objects)") from None
         if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)) or a.ndim < 2 or not len(a):
             raise VaekitError(f"{path} holds {a.dtype} of shape {a.shape}; expected numbers, (n_examples, features...)")
         channels_last = a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3, 4)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -12,19 +12,39 @@ from .autoencoder import AutoencoderModule, SplitBrainModule
 from .vae import VAEModule
 
 
+IMAGES_AND_ARRAYS = "images and arrays (any (N, D) or (N, C, H, W) data)"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     module: type[nn.Module]
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    # defaults that follow other options unless given: name -> f(the options so far) -> value
+    derived: dict[str, Callable[[dict], Any]] = field(default_factory=dict)
+    modality: str = IMAGES_AND_ARRAYS  # the data the model takes: `vaekit models` groups by it
 
     @property
     def variational(self) -> bool:
         return self.module is VAEModule
 
+    def values(self, **overrides) -> dict[str, Any]:
+        """The options of this model: its defaults, the overrides, then the derived defaults not overridden."""
+        values = {**self.defaults, **overrides}
+        for name, rule in self.derived.items():
+            if name not in overrides:
+                values[name] = rule({**vars(ModelConfig()), **values})
+        return values
+
     def config(self, **overrides) -> ModelConfig:
-        return replace(ModelConfig(), **{**self.defaults, **overrides})
+        return replace(ModelConfig(), **self.values(**overrides))
+
+
+def _k_sparse_share(values: dict) -> Any:
+    """k for a k-sparse code of any size: 25 of 256 units, the same share of other sizes (at least 1)."""
+    d = values["latent_dim"]
+    return max(1, round(d * 25 / 256)) if isinstance(d, int) and not isinstance(d, bool) else 25
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -56,7 +76,8 @@ MODELS: dict[str, ModelSpec] = {
                   {"latent_dim": 256, "hidden": (), "latent_activation": "sigmoid", "sparsity_weight": 1.0,
                    "sparsity_target": 0.05}),
         ModelSpec("k-sparse-ae", AutoencoderModule, "k-sparse autoencoder: 256 units, 25 active (Makhzani & Frey 2014)",
-                  {"latent_dim": 256, "hidden": (), "k_sparse": 25}),
+                  {"latent_dim": 256, "hidden": (), "k_sparse": 25},
+                  derived={"k_sparse": _k_sparse_share}),
         ModelSpec("denoising-ae", AutoencoderModule, "denoising autoencoder: 30% masking noise (Vincent et al. 2008)",
                   {"latent_dim": 64, "corruption": "mask", "corruption_level": 0.3}),
         ModelSpec("contractive-ae", AutoencoderModule, "contractive autoencoder: 256 sigmoid units (Rifai et al. 2011)",

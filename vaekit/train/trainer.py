@@ -6,7 +6,6 @@ calls __getitem__ once per example and collates, which is most of the gap to the
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import TrainConfig, to_dict
 from ..errors import VaekitError
@@ -24,6 +22,7 @@ from . import checkpoint as ckpt
 from .distributed import Distributed
 from ..malloc import keep_freed_memory, release_free_memory
 from .optim import FusedOptimizer
+from .progress import training_bar
 from .precision import precision_context
 
 STATE_FILE = "state/last.safetensors"
@@ -114,11 +113,11 @@ class Trainer:
             best_weights = self._restore()
         n, bs = len(x_train), c.batch_size
         steps = math.ceil(n / bs)
-        bar = tqdm(total=c.epochs * steps, initial=self.state.epoch * steps, disable=not self.verbose,
-                   file=sys.stderr, unit="step", dynamic_ncols=True, mininterval=0.5)
+        bar = training_bar(c.epochs * steps, self.state.epoch * steps, self.verbose)
         try:
             for epoch in range(self.state.epoch, c.epochs):
                 if c.patience is not None and self.state.bad_epochs >= c.patience:
+                    self._announce_early_stop(bar)
                     break
                 t0 = time.perf_counter()
                 train_means = self._train_epoch(x_train, targets, epoch, steps, bar)
@@ -148,6 +147,13 @@ class Trainer:
         self.module.eval()
         release_free_memory()
         return self.state.history
+
+    def _announce_early_stop(self, bar) -> None:
+        st = self.state
+        bar.finish()
+        epochs = f"{st.bad_epochs} epoch{'s' if st.bad_epochs != 1 else ''}"
+        bar.write(f"early stopping after epoch {st.epoch}: no better validation loss for {epochs}; "
+                  f"the weights of epoch {st.best_epoch} (loss {st.best_loss:.4f}) are kept")
 
     def _train_epoch(self, x: torch.Tensor, targets, epoch: int, steps: int, bar) -> dict[str, float]:
         c, module, opt, scaler = self.cfg, self.module, self.optimizer, self.scaler

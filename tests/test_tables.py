@@ -1,0 +1,81 @@
+"""Reading tables: column types that a stray cell can not silently change, row numbers that survive
+dropping rows, categories never seen in training reported, on real UCI Adult and small fixtures."""
+import csv
+
+import numpy as np
+import pytest
+
+from vaekit.errors import VaekitError, VaekitWarning
+from vaekit.tables import TableSchema, drop_missing, read_table
+
+
+def _write(path, header, rows):
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+def _with_cell(adult_csv, tmp_path, row: int, column: str, value: str):
+    with open(adult_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    rows[row + 1][rows[0].index(column)] = value
+    return _write(tmp_path / "adult-edited.csv", rows[0], rows[1:])
+
+
+def test_one_bad_cell_in_a_numeric_column_is_named_not_read_as_categories(adult_csv, tmp_path):
+    path = _with_cell(adult_csv, tmp_path, 17, "age", "abc")
+    with pytest.raises(VaekitError, match=r"column 'age' holds numbers except for 1 cell\(s\): row 17 \(line 19\) "
+                                          r"'abc'.*--coerce.*--categorical age"):
+        read_table(path, "income")
+    with pytest.warns(VaekitWarning, match=r"column 'age': read 1 non-numeric cell\(s\) as missing.*row 17"):
+        table = read_table(path, "income", coerce=True)
+    age = table.values[table.columns.index("age")]
+    assert age.dtype == np.float64 and np.isnan(age[17]) and np.isnan(age).sum() == 1
+    forced = read_table(adult_csv, "income", categorical=["education-num"])
+    assert forced.values[forced.columns.index("education-num")].dtype == object
+    with pytest.raises(VaekitError, match=r"--categorical names column\(s\) \['agee'\]"):
+        read_table(adult_csv, "income", categorical=["agee"])
+
+
+def test_a_mostly_text_column_is_categorical(tmp_path):
+    path = _write(tmp_path / "t.csv", ["code", "v"], [["A1", 1], ["7", 2], ["B2", 3], ["C3", 4]])
+    table = read_table(path)
+    assert table.values[0].dtype == object and table.values[1].dtype == np.float64
+
+
+def test_text_at_score_time_names_the_offending_cells_and_rows(tmp_path):
+    train = _write(tmp_path / "train.csv", ["a", "c"], [[i, "xy"[i % 2]] for i in range(20)])
+    schema = TableSchema.fit(read_table(train))
+    new = _write(tmp_path / "new.csv", ["a", "c"], [["6", "x"], ["seven", "y"], ["eight", "x"], ["9", "x"]])
+    with pytest.raises(VaekitError, match=r"column 'a' was numeric in training but holds text here: "
+                                          r"row 1 \(line 3\) 'seven', row 2 \(line 4\) 'eight'"):
+        schema.transform(read_table(new))
+
+
+def test_unseen_categories_are_reported_with_their_rows(adult_csv):
+    table = read_table(adult_csv, "income")
+    table, _ = drop_missing(table)
+    col = table.columns.index("native-country")
+    train_rows = table.values[col] != "Holand-Netherlands"  # one country seen only once
+    assert (~train_rows).sum() == 1
+    where = int(table.rows[~train_rows][0])  # its number in the input file, not its position after the drop
+    assert where > np.flatnonzero(~train_rows)[0]
+    schema = TableSchema.fit(type(table)(table.columns, [v[train_rows] for v in table.values]))
+    with pytest.warns(VaekitWarning, match=rf"categories not seen in training.*'native-country': 'Holand-Netherlands' "
+                                           rf"\(1 rows, first: row {where}\)"):
+        x = schema.transform(table)
+    block = [i for i, n in enumerate(schema.feature_names()) if n.startswith("native-country=")]
+    assert not x[~train_rows][:, block].any() and x[train_rows][:, block].sum(1).min() == 1
+
+
+def test_dropping_missing_rows_keeps_every_rows_number(adult_csv):
+    table = read_table(adult_csv, "income")
+    kept, dropped = drop_missing(table)
+    assert len(dropped) == 2399 and len(kept) + len(dropped) == len(table) == 32561
+    np.testing.assert_array_equal(np.sort(np.concatenate([kept.rows, dropped])), np.arange(len(table)))
+    occupation = table.values[table.columns.index("occupation")]
+    assert all(occupation[r] is None or table.values[table.columns.index("workclass")][r] is None
+               or table.values[table.columns.index("native-country")][r] is None for r in dropped)
+    assert dropped[:2].tolist() == [14, 27]  # lines 16 and 29 of the file hold a '?'
+    assert kept.rows[13:16].tolist() == [13, 15, 16] and kept.rows[-1] == 32560
+    assert kept.label[0] == "<=50K"  # labels stay as read, matched to their rows
