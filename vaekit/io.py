@@ -69,14 +69,13 @@ def atomic_write_json(path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
-def read_json(path, what: str = "file") -> Any:
-    """The JSON document at path; a damaged or non-JSON file is a VaekitError that names it and the place."""
+def read_json(path, fix: str = "fix it, or replace it with a good copy") -> Any:
+    """The JSON document at path; a damaged or non-JSON file is a VaekitError that names it, the place, and
+    what to do (fix)."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise VaekitError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-                          f"fix the {what}, or replace it with a good copy") from None
+        raise VaekitError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {fix}") from None
     except UnicodeDecodeError as e:
-        raise VaekitError(f"{path} is not UTF-8 text (byte {e.start}); it is not a JSON {what}: "
-                          f"replace it with a good copy") from None
+        raise VaekitError(f"{path} is not UTF-8 text (byte {e.start}), so not JSON; {fix}") from None

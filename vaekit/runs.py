@@ -106,7 +106,7 @@ def read_config(directory) -> dict:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise VaekitError(f"{directory} is not a vaekit model folder: it has no {CONFIG_FILE}")
-    doc = read_json(path, "run's config (or train the run again)")
+    doc = read_json(path, "replace it with a good copy, or train the run again")
     if not isinstance(doc, dict):
         raise VaekitError(f"{path} holds a JSON {type(doc).__name__}, not the object a run's config is; "
                           f"replace it with a good copy, or train the run again")

@@ -338,7 +338,7 @@ def load_detector(directory, device: str | None = None) -> AnomalyDetector:
     directory = Path(directory)
     if not (directory / DETECTOR_FILE).is_file():
         raise VaekitError(f"{directory} is not a saved anomaly detector: it has no {DETECTOR_FILE}")
-    doc = read_json(directory / DETECTOR_FILE)
+    doc = read_json(directory / DETECTOR_FILE, "replace it with a good copy, or fit the detector again")
     det = AnomalyDetector(**{k: tuple(v) if k == "hidden" and v is not None else v for k, v in doc["params"].items()})
     device = device or (det.params or {}).get("device", "auto")
     det.estimators_ = [estimators.load(directory / f"member-{m}", device) for m in range(doc["members"])]

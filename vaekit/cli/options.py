@@ -107,7 +107,7 @@ def read_config_file(path: str) -> dict[str, dict]:
     p = Path(path)
     if not p.is_file():
         raise VaekitError(f"config file not found: {p}")
-    doc = read_json(p, "config file")
+    doc = read_json(p, "fix the file (JSON: double quotes, no trailing commas)")
     if not isinstance(doc, dict):
         raise VaekitError(f"{p} holds a JSON {type(doc).__name__}; a config file is an object "
                           '{"model": {...}, "train": {...}, "data": {...}}')
