@@ -41,7 +41,13 @@ def test_scores_are_deterministic_and_survive_save_load(cardio, tmp_path):
     np.testing.assert_array_equal(a.decision_function(x), b.decision_function(x))
     np.testing.assert_array_equal(a.decision_function(x), a.decision_scores_)
     a.save(tmp_path / "det")
-    np.testing.assert_array_equal(load_detector(tmp_path / "det").decision_function(x), a.decision_scores_)
+    loaded = load_detector(tmp_path / "det")
+    np.testing.assert_array_equal(loaded.decision_function(x), a.decision_scores_)
+    np.testing.assert_array_equal(loaded.decision_scores_, a.decision_scores_)  # saved: the threshold can move
+    np.testing.assert_array_equal(loaded.labels_, a.labels_)
+    assert all(np.array_equal(p, q) for p, q in zip(loaded.trimmed_, a.trimmed_))
+    loaded.set_threshold(contamination=0.2)
+    assert loaded.threshold_ == a.set_threshold(contamination=0.2).threshold_ and loaded.labels_.mean() == pytest.approx(0.2, abs=1e-3)
     assert auroc_auprc(y, a.decision_scores_)["auroc"] > 0.7  # cardio's anomalies score higher
 
 
@@ -307,3 +313,29 @@ def test_anomaly_fit_shows_progress_and_names_accepted_formats(cardio, tmp_path,
     (tmp_path / "cut.npz").write_bytes((tmp_path / "t.npz").read_bytes()[:500])
     assert main(["anomaly", "fit", "--data", str(tmp_path / "cut.npz"), "--out", str(tmp_path / "c")]) == 2
     assert "damaged or truncated" in capsys.readouterr().err
+
+
+def test_every_folder_says_what_it_is_and_loaders_name_the_right_one(cardio, tmp_path, capsys):
+    import vaekit
+
+    det_dir = AnomalyDetector(n_members=2, max_samples=300, **FAST).fit(cardio[0]).save(tmp_path / "det")
+    assert main(["train", "--data", "digits", "--epochs", "1", "--hidden", "16", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    manifest = json.loads((det_dir / "vaekit.json").read_text())
+    assert manifest["kind"] == "anomaly-detector" and manifest["modality"] == "table" and manifest["format"] == 1
+    assert manifest["artefacts"]["members"] == ["member-0", "member-1"] and "schema" in manifest["artefacts"]
+    assert json.loads((det_dir / "member-0" / "vaekit.json").read_text())["kind"] == "model"
+    run = json.loads((tmp_path / "run" / "vaekit.json").read_text())
+    assert run["kind"] == "model" and run["artefacts"]["resume_state"] == "state/last.safetensors"
+    with pytest.raises(VaekitError, match=r"holds an anomaly detector, not a model .*vaekit.anomaly.load_detector"):
+        vaekit.load(det_dir)
+    with pytest.raises(VaekitError, match=r"holds a model .*, not an anomaly detector: load it with vaekit.load"):
+        load_detector(tmp_path / "run")
+    assert main(["sample", str(det_dir), "--out", str(tmp_path / "s.png")]) == 2
+    assert f"'vaekit anomaly score {det_dir}'" in capsys.readouterr().err
+    (det_dir / "vaekit.json").unlink()  # a folder from before manifests still loads by its files
+    assert load_detector(det_dir).kind_ == "table"
+    (tmp_path / "run" / "vaekit.json").write_text(json.dumps({**run, "format": 99}))
+    with pytest.raises(VaekitError, match=r"written by a newer vaekit \(format 99; this one reads up to 1\)"):
+        vaekit.load(tmp_path / "run")

@@ -34,7 +34,7 @@ def test_contract(name, data, tmp_path):
     # save / load gives identical outputs and the same model
     model.save(tmp_path / "m")
     again = vaekit.load(tmp_path / "m")
-    assert type(again) is type(model) and again._model_name == model._model_name
+    assert type(again) is type(model) and again.model == model.model == name
     np.testing.assert_array_equal(again.transform(xte), model.transform(xte))
     np.testing.assert_array_equal(again.reconstruct(xte), model.reconstruct(xte))
     np.testing.assert_array_equal(again.sample(4, random_state=3), model.sample(4, random_state=3))

@@ -37,3 +37,21 @@ def test_sample_counts_must_be_positive_ints(mnist_small):
     for bad in (0, -3, 2.5):
         with pytest.raises(vaekit.VaekitError, match=r"n \(samples\) must be an int >= 1"):
             model.sample(bad)
+
+
+def test_clone_keeps_the_registry_variant(mnist_small):
+    """The registry name is a constructor parameter: clone (GridSearchCV, cross_val_score) keeps the model."""
+    from sklearn.base import clone
+
+    x = mnist_small[0][:200]
+    for name, module, beta in (("split-brain-ae", "SplitBrainModule", None), ("beta-vae", "VAEModule", 4.0)):
+        est = clone(vaekit.estimator_for(name, latent_dim=2, hidden=(16,), epochs=1, random_state=0))
+        assert est.model == name and est.get_params()["model"] == name
+        est.fit(x)
+        assert type(est.module_).__name__ == module
+        if beta is not None:
+            assert est.module_.cfg.beta == beta
+    with pytest.raises(vaekit.VaekitError, match=r"model 'ae' is trained by vaekit.Autoencoder, not VAE"):
+        vaekit.VAE(model="ae", epochs=1).fit(x)
+    with pytest.raises(vaekit.VaekitError, match="unknown model 'vea'"):
+        vaekit.VAE(model="vea", epochs=1).fit(x)

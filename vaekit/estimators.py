@@ -17,8 +17,8 @@ from .data import DiskRows, to_model_layout
 from .data.files import refuse_sparse
 from .errors import VaekitError, check_count
 from .latent import interpolate_codes
-from .models import AutoencoderModule, SplitBrainModule, VAEModule, get_spec, noise
-from .runs import CONFIG_FILE, encode_means, fit_module, load_module, repeatable_kernels, write_config
+from .models import get_spec, noise
+from .runs import encode_means, fit_module, load_module, repeatable_kernels, write_config
 from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
 _MODEL_FIELDS = [f for f in ModelConfig.__dataclass_fields__]
@@ -26,18 +26,28 @@ _TRAIN_FIELDS = [f for f in TrainConfig.__dataclass_fields__ if f != "seed"]
 
 
 class LatentModel(TransformerMixin, BaseEstimator):
-    """Shared behaviour of every autoencoder-family estimator; subclasses only declare parameters."""
+    """Shared behaviour of every autoencoder-family estimator; subclasses only declare parameters.
 
-    _model_name = "vae"
+    `model` names the registry entry (a constructor parameter, so sklearn.base.clone and GridSearchCV keep
+    the variant); the other parameters override that entry's defaults.
+    """
 
     # -- configuration ------------------------------------------------------------------------
+    def spec(self):
+        """The registry entry this estimator trains, checked to be one this class wraps."""
+        spec = get_spec(self.model)
+        if spec.estimator != type(self).__name__:
+            raise VaekitError(f"model '{spec.name}' is trained by vaekit.{spec.estimator}, not {type(self).__name__}: "
+                              f"use vaekit.{spec.estimator}(model='{spec.name}') or vaekit.estimator_for('{spec.name}')")
+        return spec
+
     def model_config(self) -> ModelConfig:
         p = self.get_params()
         values = {k: p[k] for k in _MODEL_FIELDS if k in p}
         for key in ("hidden", "conv_channels", "stochastic_layers", "inner_hidden"):
             if key in values:
                 values[key] = tuple(values[key])
-        return get_spec(self._model_name).config(**values).validate(type(self).__name__)
+        return self.spec().config(**values).validate(type(self).__name__)
 
     def train_config(self) -> TrainConfig:
         p = self.get_params()
@@ -51,7 +61,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
         x = self._as_tensor(X, fitting=True)
         xv = None if X_val is None else self._as_tensor(X_val)
         self.module_, self.history_ = fit_module(
-            self._model_name, self.model_config(), self.train_config(), x, xv, run_dir=run_dir, resume=resume,
+            self.spec().name, self.model_config(), self.train_config(), x, xv, run_dir=run_dir, resume=resume,
             verbose=getattr(self, "verbose", False), user_shape=self._user_shape)
         return self
 
@@ -98,7 +108,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
         for i in range(0, len(x), 1000):
             xb = to_unit_float(x[i:i + 1000].to(dev))
             with repeatable_kernels():
-                if isinstance(module, VAEModule):
+                if module.variational:
                     with noise.per_example(noise.example_seeds(xb, seed)):
                         out.append(-module.neg_elbo(xb, n_samples))
                 else:
@@ -113,7 +123,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
         """Write config.json and model.safetensors into directory (no pickle: safe to share)."""
         self._check_fitted()
         directory = Path(directory)
-        write_config(directory, self._model_name, self.input_shape_, self._user_shape, self.module_.cfg,
+        write_config(directory, self.spec().name, self.input_shape_, self._user_shape, self.module_.cfg,
                      self.train_config())
         ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
         return directory
@@ -181,9 +191,7 @@ class VAE(LatentModel):
     trains on the importance-weighted bound (Burda et al. 2016). Parameters are documented in
     vaekit.config.ModelConfig and TrainConfig."""
 
-    _model_name = "vae"
-
-    def __init__(self, latent_dim=20, *, architecture="mlp", hidden=(400,), conv_channels=(32, 64),
+    def __init__(self, latent_dim=20, *, model="vae", architecture="mlp", hidden=(400,), conv_channels=(32, 64),
                  likelihood="bernoulli", beta=1.0, k=1, stochastic_layers=(), inner_hidden=(100, 100),
                  prior="standard", prior_components=500, activation="relu", dropout=0.0, batch_norm=False,
                  init="default", corruption="none", corruption_level=0.3,
@@ -199,9 +207,7 @@ class Autoencoder(LatentModel):
     """Deterministic autoencoder with the same interface; sample() draws from a Gaussian fitted to the
     training codes."""
 
-    _model_name = "ae"
-
-    def __init__(self, latent_dim=20, *, architecture="mlp", hidden=(400,), conv_channels=(32, 64),
+    def __init__(self, latent_dim=20, *, model="ae", architecture="mlp", hidden=(400,), conv_channels=(32, 64),
                  likelihood="bernoulli", activation="relu", dropout=0.0, batch_norm=False, init="default",
                  latent_activation="linear", corruption="none", corruption_level=0.3, sparsity_weight=0.0,
                  sparsity_target=0.05, k_sparse=0, contractive_weight=0.0, embedding="none", embedding_weight=0.0,
@@ -218,15 +224,15 @@ def seed_of(random_state) -> int:
     return 0 if random_state is None else int(random_state)
 
 
-ESTIMATOR_OF_MODULE = {VAEModule: VAE, AutoencoderModule: Autoencoder, SplitBrainModule: Autoencoder}
+def estimator_class(spec) -> type[LatentModel]:
+    """The estimator class a registry entry names."""
+    return globals()[spec.estimator]
 
 
 def estimator_for(model_name: str, **params) -> LatentModel:
     """The estimator of a registry model, with that model's defaults (e.g. beta=4 for beta-vae)."""
     spec = get_spec(model_name)
-    est = ESTIMATOR_OF_MODULE[spec.module](**spec.values(**params))
-    est._model_name = spec.name
-    return est
+    return estimator_class(spec)(model=spec.name, **spec.values(**params))
 
 
 def load(directory, device: str = "auto") -> LatentModel:
@@ -236,9 +242,9 @@ def load(directory, device: str = "auto") -> LatentModel:
     """
     doc, module, history = load_module(directory, device)
     spec = get_spec(doc["model"])
-    cls = ESTIMATOR_OF_MODULE[spec.module]
+    cls = estimator_class(spec)
     saved = {**doc["model_config"], **doc.get("train_config", {})}
-    params = {k: v for k, v in saved.items() if k in cls().get_params()}
+    params = {k: v for k, v in saved.items() if k in cls().get_params() and k != "model"}
     if "seed" in saved:
         params["random_state"] = saved["seed"]
     est = estimator_for(spec.name, **params)

@@ -105,7 +105,7 @@ def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
             kl.append(None if q is None else q.cpu())
         rec_t = torch.cat(rec)
         result["reconstruction_nats"], result["reconstruction_stderr"] = _mean_stderr(rec_t)
-        if isinstance(module, VAEModule):
+        if module.variational:
             neg_elbo = rec_t + torch.cat(kl)
             result["neg_elbo_nats"], result["neg_elbo_stderr"] = _mean_stderr(neg_elbo)
             result["neg_elbo_bits_per_dim"] = result["neg_elbo_nats"] / (n_dims * LOG2)
@@ -130,7 +130,7 @@ def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
 
 def _elbo_terms(module, x: torch.Tensor):
     """(-log p(x|z), KL) per example for a VAE of any training k, (-log p(x|f(x)), None) for an autoencoder."""
-    if isinstance(module, VAEModule):
+    if module.variational:
         nll, log_ratio = module.bound_terms(x, 1, analytic_top=True)
         return nll[0], -log_ratio.expand_as(nll)[0]
     return module.loss(x)["rec"], None

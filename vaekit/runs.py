@@ -18,7 +18,8 @@ from .data import DiskRows
 from .diagnostics import collapse_warning, posterior_summary
 from .errors import VaekitError, VaekitWarning
 from .io import atomic_write_json, read_json
-from .models import VAEModule, build_module, get_spec
+from .manifest import check_manifest, write_manifest
+from .models import build_module, get_spec
 from .train import HISTORY_FILE, STATE_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
 from .train import checkpoint as ckpt
 from .train.distributed import Distributed
@@ -44,7 +45,7 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x: torch.T
         module.init_from_data(x, torch.Generator().manual_seed(tcfg.seed))
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
     if run_dir is not None and is_main:
-        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg)
+        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True)
     if tcfg.layerwise_epochs and not resume:
         from .stacked import greedy_pretrain
 
@@ -52,7 +53,7 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x: torch.T
         if run_dir is not None and is_main:
             atomic_write_json(Path(run_dir) / LAYERWISE_FILE, layers)
     targets = module.training_targets(x) if hasattr(module, "training_targets") else None
-    monitor = posterior_summary if isinstance(module, VAEModule) else None
+    monitor = posterior_summary if module.variational else None
     trainer = Trainer(module, tcfg, run_dir=run_dir, verbose=verbose, monitor=monitor)
     history = trainer.fit(x, x_val, resume=resume, targets=targets)
     if hasattr(module, "fit_prior"):  # autoencoders sample from a Gaussian fitted to their codes
@@ -92,18 +93,25 @@ def require_unit_interval(x, owner: str) -> None:
         )
 
 
-def write_config(directory, model_name: str, input_shape, user_shape, mcfg: ModelConfig, tcfg: TrainConfig) -> None:
-    """config.json of a run: what it is and how it was trained (keys it already holds, like 'data', stay)."""
+def write_config(directory, model_name: str, input_shape, user_shape, mcfg: ModelConfig, tcfg: TrainConfig,
+                 run: bool = False) -> None:
+    """config.json of a run (run=True) or saved model: what it is and how it was trained (keys it already
+    holds, like 'data', stay), and the folder's manifest."""
     path = Path(directory) / CONFIG_FILE
     doc = read_json(path) if path.is_file() else {}
     doc.update({"format": FORMAT_VERSION, "model": model_name, "input_shape": list(input_shape),
                 "user_shape": list(user_shape), "model_config": to_dict(mcfg), "train_config": to_dict(tcfg)})
     atomic_write_json(path, doc)
+    artefacts = {"config": CONFIG_FILE, "weights": WEIGHTS_FILE}
+    if run:
+        artefacts.update(history=HISTORY_FILE, resume_state=STATE_FILE)
+    write_manifest(directory, "model", get_spec(model_name).modality, artefacts)
 
 
 def read_config(directory) -> dict:
-    """config.json of a run or saved model, checked to be a JSON object."""
+    """config.json of a run or saved model (its manifest checked first), checked to be a JSON object."""
     path = Path(directory) / CONFIG_FILE
+    check_manifest(directory, "model")
     if not path.is_file():
         raise VaekitError(f"{directory} is not a vaekit model folder: it has no {CONFIG_FILE}")
     doc = read_json(path, "replace it with a good copy, or train the run again")

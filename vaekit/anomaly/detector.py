@@ -47,12 +47,15 @@ from ..errors import VaekitError, VaekitWarning, check_count
 from ..models import noise
 from ..runs import repeatable_kernels
 from ..io import atomic_write_json, read_json
+from ..manifest import check_manifest, write_manifest
 from ..tables import Table, TableSchema
+from ..train import checkpoint as ckpt
 from ..train import to_unit_float
 from ..train.progress import shared_bar
 from . import SCORES
 
 DETECTOR_FILE = "detector.json"
+TRAINING_FILE = "training.safetensors"  # the training rows' scores and each member's trimmed rows
 COLLAPSE = "posterior collapse"  # how diagnostics.collapse_warning's messages begin
 
 
@@ -150,7 +153,7 @@ class AnomalyDetector(BaseEstimator):
 
     def _fit_member(self, x: np.ndarray, seed: int):
         est = estimators.estimator_for(self.model, **self._model_params(x, seed))
-        if self.score != "reconstruction" and not isinstance(est, estimators.VAE):
+        if self.score != "reconstruction" and not est.spec().variational:
             raise VaekitError(f"score='{self.score}' needs a VAE; '{self.model}' is deterministic: use "
                               f"score='reconstruction', or a VAE model")
         return est.fit(x)
@@ -243,8 +246,13 @@ class AnomalyDetector(BaseEstimator):
                 raise VaekitError("set_threshold(X_normal, fpr=...) needs normal validation data and 0 < fpr < 1")
             self.threshold_ = float(np.quantile(self.decision_function(X_normal), 1 - fpr))
         elif contamination is not None:
+            if getattr(self, "decision_scores_", None) is None:
+                raise VaekitError("this detector was saved without its training scores (by an earlier vaekit), so a "
+                                  "contamination rate has nothing to be a share of: fit it again, or pass "
+                                  "set_threshold(X_normal, fpr=...)")
             self.threshold_ = float(np.quantile(self.decision_scores_, 1 - contamination))
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        if getattr(self, "decision_scores_", None) is not None:
+            self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
     @torch.no_grad()
@@ -294,6 +302,16 @@ class AnomalyDetector(BaseEstimator):
             "kind": self.kind_, "threshold": self.threshold_, "members": len(self.estimators_),
             "member_scales": self.member_scales_, "column_errors": getattr(self, "column_errors_", None),
             "schema": self.schema_.to_dict() if self.kind_ == "table" else None})
+        # the training scores, so that a loaded detector can place its threshold again (set_threshold)
+        ckpt.save_tensors(directory / TRAINING_FILE, {
+            "decision_scores": torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64)),
+            **{f"trimmed.{m}": torch.from_numpy(np.asarray(t, dtype=np.int64)) for m, t in enumerate(self.trimmed_)}})
+        artefacts = {"detector": DETECTOR_FILE, "training_scores": TRAINING_FILE,
+                     "members": [f"member-{m}" for m in range(len(self.estimators_))]}
+        if self.kind_ == "table":
+            artefacts["schema"] = f"{DETECTOR_FILE} (schema)"
+        write_manifest(directory, "anomaly-detector", "table" if self.kind_ == "table" else "images and arrays",
+                       artefacts)
         return directory
 
     def _check_fitted(self) -> None:
@@ -336,6 +354,7 @@ def load_detector(directory, device: str | None = None) -> AnomalyDetector:
     device: where its models go (default: the device its params asked for at fit time, else 'auto').
     """
     directory = Path(directory)
+    check_manifest(directory, "anomaly-detector")
     if not (directory / DETECTOR_FILE).is_file():
         raise VaekitError(f"{directory} is not a saved anomaly detector: it has no {DETECTOR_FILE}")
     doc = read_json(directory / DETECTOR_FILE, "replace it with a good copy, or fit the detector again")
@@ -347,6 +366,12 @@ def load_detector(directory, device: str | None = None) -> AnomalyDetector:
     det.kind_, det.threshold_ = doc["kind"], doc["threshold"]
     if doc["schema"] is not None:
         det.schema_ = TableSchema.from_dict(doc["schema"])
+    det.decision_scores_, det.labels_ = None, None
+    if (directory / TRAINING_FILE).is_file():  # absent from detectors saved before it was written
+        tensors, _ = ckpt.load_tensors(directory / TRAINING_FILE)
+        det.decision_scores_ = tensors["decision_scores"].numpy()
+        det.trimmed_ = [tensors[f"trimmed.{m}"].numpy() for m in range(doc["members"])]
+        det.labels_ = (det.decision_scores_ > det.threshold_).astype(int)
     return det
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..config import DataConfig, from_dict
 from ..data import Dataset, load_data

@@ -64,6 +64,9 @@ class AutoencoderModule(CodePrior):
     """z = s(f(x)) (top-k units only when k_sparse), x_hat ~ p(x|z); the loss is -log p(x|z) of the clean
     input (or of a target, for the generalised autoencoder) plus the weighted penalties of cfg."""
 
+    estimator = "Autoencoder"  # the vaekit estimator class that trains it (registry entries read it)
+    variational = False
+
     def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
         super().__init__(cfg.latent_dim)
         self.cfg, self.shape = cfg, tuple(shape)
@@ -139,6 +142,9 @@ class SplitBrainModule(CodePrior):
     """Split-brain autoencoder (Zhang, Isola & Efros 2017): the input is split in two parts (channels, else
     rows, else features); one network predicts part 2 from part 1, another part 1 from part 2, and the
     representation is both codes side by side (latent_dim // 2 each)."""
+
+    estimator = "Autoencoder"  # the vaekit estimator class that trains it (registry entries read it)
+    variational = False
 
     def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
         if cfg.latent_dim < 2:

@@ -27,7 +27,12 @@ class ModelSpec:
 
     @property
     def variational(self) -> bool:
-        return self.module is VAEModule
+        return self.module.variational
+
+    @property
+    def estimator(self) -> str:
+        """The name of the vaekit estimator class that trains this entry (its module declares it)."""
+        return self.module.estimator
 
     def values(self, **overrides) -> dict[str, Any]:
         """The options of this model: its defaults, the overrides, then the derived defaults not overridden."""

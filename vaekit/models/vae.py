@@ -34,6 +34,9 @@ class VAEModule(nn.Module):
     Every loss is per example, shape (B,); the trainer reduces it.
     """
 
+    estimator = "VAE"  # the vaekit estimator class that trains it (registry entries read it)
+    variational = True
+
     def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
         super().__init__()
         self.cfg, self.shape = cfg, tuple(shape)
