@@ -155,9 +155,12 @@ def test_bad_tables_get_clear_errors(tmp_path, cardio):
     with pytest.raises(VaekitError, match="lacks column"):
         det.decision_function(cardio[0][:, :5])
     path = tmp_path / "t.csv"
-    path.write_text("a,b,c\n1,2,x\n3,4\n")
-    with pytest.raises(VaekitError, match=r"data row 1 \(line 3\) has 2 cells but the header has 3"):
+    path.write_text("a,b,c\n1,2,x\n3,4,y,z\n")
+    with pytest.raises(VaekitError, match=r"not a readable CSV .*Expected 3 fields in line 3, saw 4.*quote cells"):
         read_table(path)
+    path.write_text("a,b,c\n1,2,x\n3,4\n")  # a short row ends in empty cells, as spreadsheets write it
+    with pytest.raises(VaekitError, match=r"1 rows have missing values \(first rows: \[1\]; columns: c \(1\)\)"):
+        TableSchema.fit(read_table(path))
     path.write_text("a,b,c\n1,7,x\n2,7,y\n3,7,x\n")
     schema = TableSchema.fit(read_table(path))
     assert schema.dropped == ["b"] and list(schema.numeric) == ["a"]  # the constant column is dropped, and said so

@@ -1,12 +1,19 @@
 """Reading tables: column types that a stray cell can not silently change, row numbers that survive
 dropping rows, categories never seen in training reported, on real UCI Adult and small fixtures."""
 import csv
+import json
 
 import numpy as np
 import pytest
 
 from vaekit.errors import VaekitError, VaekitWarning
 from vaekit.tables import TableSchema, drop_missing, read_table
+from conftest import require_data
+
+
+@pytest.fixture(scope="module")
+def telco_path():
+    return require_data("tabular", "telco-churn", "telco_churn_wa.csv")
 
 
 def _write(path, header, rows):
@@ -79,3 +86,85 @@ def test_dropping_missing_rows_keeps_every_rows_number(adult_csv):
     assert dropped[:2].tolist() == [14, 27]  # lines 16 and 29 of the file hold a '?'
     assert kept.rows[13:16].tolist() == [13, 15, 16] and kept.rows[-1] == 32560
     assert kept.label[0] == "<=50K"  # labels stay as read, matched to their rows
+
+
+def _every_type(n: int = 120):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    income = rng.lognormal(10, 1, n)
+    income[::10] = np.nan  # a tenth missing
+    return pd.DataFrame({
+        "customer": [f"C{i:05d}" for i in range(n)],  # an identifier: one value per row
+        "joined": pd.date_range("2021-01-01", periods=n, freq="D"),
+        "active": rng.random(n) < 0.5,
+        "children": rng.integers(0, 4, n),
+        "income": income,
+        "plan": rng.choice(["basic", "plus", "pro"], n),
+        "zip": rng.choice(["10115", "20095", "80331"], n),  # numeric-looking codes
+    })
+
+
+def test_column_types_are_inferred_from_a_dataframe_and_overridable():
+    from vaekit.tables import Table
+
+    df = _every_type()
+    table = Table.from_frame(df)
+    assert table.types == {"customer": "id", "joined": "datetime", "active": "boolean", "children": "integer",
+                           "income": "continuous", "plan": "categorical", "zip": "integer"}
+    joined = table.values[table.columns.index("joined")]
+    assert joined[1] - joined[0] == 86400.0 and joined[0] == df["joined"][0].timestamp()  # seconds since 1970
+    assert set(table.values[table.columns.index("active")]) == {"true", "false"}
+    forced = Table.from_frame(df, types={"zip": "categorical"})
+    assert forced.types["zip"] == "categorical" and set(forced.values[forced.columns.index("zip")]) == {"10115", "20095", "80331"}
+    with pytest.raises(VaekitError, match=r"column types are given for \['zipp'\]"):
+        Table.from_frame(df, types={"zipp": "categorical"})
+    with pytest.raises(VaekitError, match="unknown type 'text'"):
+        Table.from_frame(df, types={"zip": "text"})
+
+
+def test_the_schema_models_every_type_but_identifiers_and_round_trips(tmp_path):
+    from vaekit.tables import Table
+
+    df = _every_type()
+    table, dropped = drop_missing(Table.from_frame(df, types={"zip": "categorical"}))
+    assert len(dropped) == 12 and dropped.tolist() == list(range(0, 120, 10))  # the missing incomes, by row
+    schema = TableSchema.fit(table)
+    assert schema.identifiers == ["customer"] and "customer" not in schema.feature_names()
+    assert set(schema.numeric) == {"joined", "children", "income"} and set(schema.categorical) == {"active", "plan", "zip"}
+    again = TableSchema.from_dict(json.loads(json.dumps(schema.to_dict())))
+    assert again == schema
+    np.testing.assert_array_equal(again.transform(table), schema.transform(table))
+    table.values[table.columns.index("customer")][:] = None  # identifiers are neither modelled nor checked
+    assert schema.transform(table).shape == (108, len(schema.feature_names()))
+
+
+def test_metadata_file_sets_column_types_and_parquet_needs_pyarrow(adult_csv, tmp_path):
+    from vaekit.tables import read_metadata
+
+    (tmp_path / "meta.json").write_text(json.dumps({"columns": {"education-num": "categorical"}}))
+    table = read_table(adult_csv, "income", types=read_metadata(tmp_path / "meta.json"))
+    assert table.types["education-num"] == "categorical" and table.types["age"] == "integer"
+    (tmp_path / "bad.json").write_text(json.dumps({"columns": {"age": "number"}}))
+    with pytest.raises(VaekitError, match=r"unknown column type\(s\) \{'age': 'number'\}"):
+        read_metadata(tmp_path / "bad.json")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        (tmp_path / "t.parquet").write_bytes(b"PAR1")
+        with pytest.raises(VaekitError, match="needs pyarrow: pip install pyarrow"):
+            read_table(tmp_path / "t.parquet")
+
+
+def test_a_detector_fits_a_dataframe_as_it_fits_the_same_csv(telco_path):
+    import pandas as pd
+
+    from vaekit.anomaly import AnomalyDetector
+
+    df = pd.read_csv(telco_path).dropna().head(600).drop(columns="churn")
+    table = read_table(telco_path, "churn")
+    kept = table.take(np.flatnonzero(~np.isnan(table.values[table.columns.index("total_charges")]))[:600])
+    a = AnomalyDetector(n_members=1, epochs=3, random_state=0).fit(df)
+    b = AnomalyDetector(n_members=1, epochs=3, random_state=0).fit(kept)
+    assert a.schema_.categorical == b.schema_.categorical and a.schema_.numeric == b.schema_.numeric
+    np.testing.assert_allclose(a.decision_function(df), b.decision_function(kept), rtol=1e-6)

@@ -11,7 +11,6 @@ their rows and columns. The fitted schema is plain JSON, saved with a model and 
 """
 from __future__ import annotations
 
-import csv
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,24 +21,36 @@ from .data.files import reading_arrays
 from .errors import VaekitError, VaekitWarning
 
 MISSING = {"", "?", "na", "n/a", "nan", "null", "none"}
-
-
 NUMERIC_SHARE = 0.9  # a column whose cells are at least this share numbers is numeric with a few bad cells
+ID_SHARE = 0.95  # a text column with at least this share of distinct values (and > 20 rows) names its rows
+# what a column holds; numbers (continuous, integer, datetime as seconds) are float64, the rest text
+COLUMN_TYPES = ("continuous", "integer", "boolean", "categorical", "datetime", "id")
+NUMERIC_TYPES = ("continuous", "integer", "datetime")
+_BOOLEAN = {"true", "false"}
 
 
 @dataclass
 class Table:
     columns: list[str]
-    values: list[np.ndarray]  # one array per column: float64, or object (strings) for categorical columns
+    values: list[np.ndarray]  # one array per column: float64 (numbers, NaN missing) or object (text, None missing)
     label: np.ndarray | None = None  # the label column as read (numbers or strings); see anomaly.anomaly_labels
     rows: np.ndarray | None = None  # each row's number in the input (0 = the first data row); kept by drop_missing
+    types: dict[str, str] | None = None  # column -> one of COLUMN_TYPES (default: by the values' dtype)
 
     def __post_init__(self):
         if self.rows is None:
             self.rows = np.arange(len(self))
+        if self.types is None:
+            self.types = {c: "categorical" if v.dtype == object else "continuous"
+                          for c, v in zip(self.columns, self.values)}
 
     def __len__(self) -> int:
         return len(self.values[0]) if self.values else 0
+
+    def take(self, keep) -> Table:
+        """The rows keep (positions or a mask), each keeping its number and the column types."""
+        label = None if self.label is None else self.label[keep]
+        return Table(self.columns, [v[keep] for v in self.values], label, self.rows[keep], self.types)
 
     @classmethod
     def from_array(cls, x: np.ndarray, label: np.ndarray | None = None, source: str = "X") -> Table:
@@ -49,9 +60,44 @@ class Table:
             raise VaekitError(f"{source}: a table is (rows, columns); got shape {x.shape}")
         return cls([f"x{j}" for j in range(x.shape[1])], [x[:, j] for j in range(x.shape[1])], label)
 
+    @classmethod
+    def from_frame(cls, df, label_column: str | None = None, coerce: bool = False, types: dict | None = None,
+                   source: str = "the DataFrame", lines: bool = False) -> Table:
+        """A pandas DataFrame as a table: each column's type inferred from its dtype and values (see
+        infer_column), or given in types (column -> one of COLUMN_TYPES)."""
+        import pandas as pd
 
-def _is_missing(cell: str) -> bool:
-    return cell.lower() in MISSING
+        if not isinstance(df, pd.DataFrame):
+            raise VaekitError(f"{source} is a {type(df).__name__}, not a pandas DataFrame")
+        names = [str(c) for c in df.columns]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise VaekitError(f"{source} has more than one column named {twice}; give every column its own name")
+        if len(df) == 0 or not names:
+            raise VaekitError(f"{source} is empty ({len(df)} rows, {len(names)} columns); a table needs rows and columns")
+        types = dict(types or {})
+        unknown = sorted(set(types) - set(names))
+        if unknown:
+            raise VaekitError(f"column types are given for {unknown}, which {source} does not have; its columns are {names}")
+        if label_column is not None and label_column not in names:
+            raise VaekitError(f"label column '{label_column}' is not in {source}; its columns are {names}")
+        columns, values, found, label = [], [], {}, None
+        for name, series in zip(names, (df[c] for c in df.columns)):
+            if name == label_column:
+                label = np.array([None if _missing_value(v) else (v.strip() if isinstance(v, str) else v)
+                                  for v in series.tolist()], dtype=object)
+                continue
+            kind, col = infer_column(series, name, source, coerce, types.get(name), lines)
+            columns.append(name)
+            values.append(col)
+            found[name] = kind
+        if not columns:
+            raise VaekitError(f"{source} has no column besides the label column '{label_column}'")
+        return cls(columns, values, label, None, found)
+
+
+def _missing_value(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip().lower() in MISSING)
 
 
 def _number(cell: str) -> float | None:
@@ -61,87 +107,155 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def _cells(bad: list[tuple[int, str]], limit: int = 5) -> str:
-    """'row 17 (line 19) 'abc', ...': data rows counted from 0, file lines from 1 with the header as line 1."""
-    shown = ", ".join(f"row {i} (line {i + 2}) {c!r}" for i, c in bad[:limit])
+def _cells(bad: list[tuple[int, str]], limit: int = 5, lines: bool = True) -> str:
+    """'row 17 (line 19) 'abc', ...': data rows counted from 0; with lines, the file's line (1 = the header)."""
+    shown = ", ".join(f"row {i}{f' (line {i + 2})' if lines else ''} {c!r}" for i, c in bad[:limit])
     return shown + (f" and {len(bad) - limit} more" if len(bad) > limit else "")
 
 
-def _parse_column(raw: list[str], name: str, source, coerce: bool = False, categorical: bool = False) -> np.ndarray:
-    """float64 if the non-missing cells are numbers (missing -> NaN), else stripped strings (missing -> None).
+def infer_column(series, name: str, source, coerce: bool = False, kind: str | None = None,
+                 lines: bool = False) -> tuple[str, np.ndarray]:
+    """(type, values) of one column: float64 for numbers (NaN missing), object text otherwise (None missing).
 
-    A column that is numbers except for a few cells (at least NUMERIC_SHARE of them numbers) is refused with
-    those cells named: one typo must not silently turn an age into a category. coerce reads such cells as
-    missing, with a warning; categorical reads the column as categories whatever it holds.
+    Numbers are 'integer' when every one is whole, else 'continuous'; text is 'boolean' (true/false only),
+    'datetime' (every cell a date or time, kept as seconds since 1970), 'id' (nearly every row its own value,
+    more than 20 rows: an identifier, not a category) or 'categorical'. A column that is numbers except for a
+    few cells (at least NUMERIC_SHARE of them numbers) is refused with those cells named: one typo must not
+    silently turn an age into a category; coerce reads such cells as missing, with a warning. kind forces
+    a type (a categorical column of numeric codes, say). lines: messages give each cell's line in a file.
     """
-    cells = [c.strip() for c in raw]
-    if categorical:
-        return np.array([None if _is_missing(c) else c for c in cells], dtype=object)
-    numbers = [np.nan if _is_missing(c) else _number(c) for c in cells]
+    import pandas as pd
+
+    if kind is not None and kind not in COLUMN_TYPES:
+        raise VaekitError(f"column '{name}': unknown type '{kind}'; the types are {', '.join(COLUMN_TYPES)}")
+    if pd.api.types.is_bool_dtype(series.dtype) and kind in (None, "boolean"):
+        return "boolean", np.array([None if pd.isna(v) else str(bool(v)).lower() for v in series.tolist()], object)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype) and kind in (None, "datetime"):
+        return "datetime", _seconds(series)
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype) \
+            and kind in (None, "continuous", "integer"):
+        x = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = x[~np.isnan(x)]
+        whole = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
+        return kind or ("integer" if whole else "continuous"), x
+    cells = ["" if _missing_value(v) else str(v).strip() for v in series.tolist()]
+    text = np.array([c if c else None for c in cells], dtype=object)
+    present = [c for c in cells if c]
+    if kind in ("categorical", "id"):
+        return kind, text
+    if kind == "boolean":
+        bad = [(i, c) for i, c in enumerate(cells) if c and c.lower() not in _BOOLEAN]
+        if bad:
+            raise VaekitError(f"{source}: column '{name}' is boolean but holds {_cells(bad, lines=lines)}: "
+                              f"only true/false")
+        return "boolean", np.array([c.lower() if c else None for c in cells], dtype=object)
+    if kind == "datetime":
+        return "datetime", _seconds(pd.Series(text), name, source, lines)
+    numbers = [np.nan if not c else _number(c) for c in cells]
     bad = [(i, c) for i, (c, v) in enumerate(zip(cells, numbers)) if v is None]
-    present = sum(not _is_missing(c) for c in cells)
-    if not bad:
-        return np.array(numbers, dtype=np.float64)
-    if present and (present - len(bad)) / present < NUMERIC_SHARE:
-        return np.array([None if _is_missing(c) else c for c in cells], dtype=object)
-    if not coerce:
-        raise VaekitError(
-            f"{source}: column '{name}' holds numbers except for {len(bad)} cell(s): {_cells(bad)}. Fix those "
-            f"cells, leave them empty to mark them missing, pass --coerce (coerce=True) to read them as missing, "
-            f"or --categorical {name} (categorical=[...]) to read the column as categories")
-    warnings.warn(f"{source}: column '{name}': read {len(bad)} non-numeric cell(s) as missing (--coerce): {_cells(bad)}",
-                  VaekitWarning, stacklevel=3)
-    return np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
+    if not bad or kind in ("continuous", "integer"):
+        if bad and not coerce:
+            raise VaekitError(f"{source}: column '{name}' is {kind} but holds text: {_cells(bad, lines=lines)}; "
+                              f"fix those cells, or pass --coerce (coerce=True) to read them as missing")
+        x = np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
+        finite = x[~np.isnan(x)]
+        whole = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
+        return kind or ("integer" if whole else "continuous"), x
+    if present and (len(present) - len(bad)) / len(present) >= NUMERIC_SHARE:
+        if not coerce:
+            raise VaekitError(
+                f"{source}: column '{name}' holds numbers except for {len(bad)} cell(s): {_cells(bad, lines=lines)}. "
+                f"Fix those cells, leave them empty to mark them missing, pass --coerce (coerce=True) to read them as missing, "
+                f"or --categorical {name} (categorical=[...]) to read the column as categories")
+        warnings.warn(f"{source}: column '{name}': read {len(bad)} non-numeric cell(s) as missing (--coerce): "
+                      f"{_cells(bad, lines=lines)}", VaekitWarning, stacklevel=3)
+        x = np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
+        finite = x[~np.isnan(x)]
+        return ("integer" if len(finite) and np.all(finite == np.round(finite)) else "continuous"), x
+    if present and {c.lower() for c in present} <= _BOOLEAN:
+        return "boolean", np.array([c.lower() if c else None for c in cells], dtype=object)
+    if present and all(any(ch in c for ch in "-/:") for c in present):
+        parsed = pd.to_datetime(pd.Series(present), errors="coerce", format="mixed")
+        if not parsed.isna().any():
+            return "datetime", _seconds(pd.Series(text), name, source, lines)
+    if len(present) > 20 and len(set(present)) >= ID_SHARE * len(present):
+        return "id", text
+    return "categorical", text
+
+
+def _seconds(series, name: str = "", source="", lines: bool = False) -> np.ndarray:
+    """Dates and times as float64 seconds since 1970-01-01 (NaN missing): a number the models can scale."""
+    import pandas as pd
+
+    parsed = series if pd.api.types.is_datetime64_any_dtype(series.dtype) else \
+        pd.to_datetime(series, errors="coerce", format="mixed")
+    bad = [(i, v) for i, (v, p) in enumerate(zip(series.tolist(), parsed.tolist())) if not _missing_value(v) and pd.isna(p)]
+    if bad:
+        raise VaekitError(f"{source}: column '{name}' is datetime but holds {_cells(bad, lines=lines)}, which are "
+                          f"not dates or times")
+    stamps = parsed.dt.tz_localize(None) if getattr(parsed.dt, "tz", None) is not None else parsed
+    out = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def read_metadata(path) -> dict[str, str]:
+    """Column types from a JSON file {"columns": {"name": "categorical", ...}} (types: COLUMN_TYPES)."""
+    from .io import read_json
+
+    doc = read_json(path, "fix the file: {\"columns\": {\"column name\": \"type\"}}")
+    cols = doc.get("columns") if isinstance(doc, dict) else None
+    if not isinstance(cols, dict) or not all(isinstance(v, str) for v in cols.values()):
+        raise VaekitError(f"{path} must hold {{\"columns\": {{\"column name\": \"type\", ...}}}} with types from "
+                          f"{', '.join(COLUMN_TYPES)}")
+    wrong = {k: v for k, v in cols.items() if v not in COLUMN_TYPES}
+    if wrong:
+        raise VaekitError(f"{path}: unknown column type(s) {wrong}; the types are {', '.join(COLUMN_TYPES)}")
+    return cols
 
 
 def read_csv(path, label_column: str | None = None, coerce: bool = False,
-             categorical: tuple[str, ...] | list[str] = ()) -> Table:
-    """A CSV with a header row; label_column (if given) is split off as the table's label, as read.
+             categorical: tuple[str, ...] | list[str] = (), types: dict | None = None) -> Table:
+    """A CSV with a header row, read by pandas as text and typed column by column (infer_column); a row
+    with fewer cells than the header has its last cells empty (as spreadsheets write them), one with more is
+    refused;
+    label_column (if given) is split off as the table's label, as read. coerce: read the stray non-numeric
+    cells of an otherwise numeric column as missing (with a warning) instead of refusing them; categorical
+    (column names) and types (column -> type) override the inferred types."""
+    import pandas as pd
 
-    coerce: read the stray non-numeric cells of an otherwise numeric column as missing (with a warning)
-    instead of refusing them; categorical: columns read as categories even where they hold numbers.
-    """
     path = Path(path)
     if not path.is_file():
         raise VaekitError(f"table not found: {path}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True,
+                         encoding="utf-8-sig", skipinitialspace=True)
     except UnicodeDecodeError as e:
         raise VaekitError(f"{path} is not UTF-8 text (byte {e.start}): save the table as a UTF-8 CSV") from None
-    except csv.Error as e:
-        raise VaekitError(f"{path} is not a readable CSV ({e}); save it again as CSV") from None
-    blank = [i for i, r in enumerate(rows) if not any(c.strip() for c in r)]
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if len(rows) < 2:
+    except pd.errors.EmptyDataError:
+        raise VaekitError(f"{path} has no data rows: expected a header line and at least one row") from None
+    except pd.errors.ParserError as e:
+        raise VaekitError(f"{path} is not a readable CSV ({str(e).strip()}); fix the row it names (quote cells "
+                          f"that contain commas)") from None
+    if len(df) == 0:
         raise VaekitError(f"{path} has no data rows: expected a header line and at least one row")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    if blank:  # row numbers count data rows as written: a blank line is no row, and says so
-        warnings.warn(f"{path}: skipped {len(blank)} blank line(s)", VaekitWarning, stacklevel=2)
-    bad = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
-    if bad is not None:
-        raise VaekitError(f"{path}: data row {bad} (line {bad + 2}) has {len(body[bad])} cells but the header has "
-                          f"{len(header)} columns; fix the row (quote cells that contain commas)")
-    unknown = [c for c in categorical if c not in header]
+    unknown = [c for c in categorical if c not in df.columns]
     if unknown:
-        raise VaekitError(f"--categorical names column(s) {unknown} that {path} does not have; its columns are {header}")
-    cols = {h: _parse_column([r[j] for r in body], h, path, coerce, h in categorical) if h != label_column
-            else np.array([c.strip() for c in (r[j] for r in body)], dtype=object)
-            for j, h in enumerate(header)}
-    label = None
-    if label_column is not None:
-        if label_column not in cols:
-            raise VaekitError(f"label column '{label_column}' is not in {path}; its columns are {header}")
-        label = cols.pop(label_column)
-    return Table(list(cols), list(cols.values()), label)
+        raise VaekitError(f"--categorical names column(s) {unknown} that {path} does not have; its columns are "
+                          f"{list(df.columns)}")
+    df.columns = [str(c).strip() for c in df.columns]
+    return Table.from_frame(df, label_column, coerce, {**{c: "categorical" for c in categorical}, **(types or {})},
+                            source=str(path), lines=True)
 
 
 def read_table(path, label_column: str | None = None, coerce: bool = False,
-               categorical: tuple[str, ...] | list[str] = ()) -> Table:
-    """A .csv file (see read_csv), or an .npz with X (and optional y): every column of X is numeric."""
+               categorical: tuple[str, ...] | list[str] = (), types: dict | None = None) -> Table:
+    """A .csv file (see read_csv), a .parquet file (with pyarrow installed), or an .npz with X (and optional
+    y): every column of X is numeric."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        return read_csv(path, label_column, coerce, categorical)
+        return read_csv(path, label_column, coerce, categorical, types)
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet(path, label_column, coerce, categorical, types)
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise VaekitError(f"table not found: {path}")
@@ -154,8 +268,23 @@ def read_table(path, label_column: str | None = None, coerce: bool = False,
         if y is not None and len(y) != len(x):
             raise VaekitError(f"{path}: {len(x)} rows in {key} but {len(y)} labels in y; they must match one to one")
         return Table.from_array(x, y, source=f"{path}: {key}")
-    raise VaekitError(f"cannot read {path} as a table: expected a .csv file with a header line, or an .npz file "
-                      f"with X (and y)")
+    raise VaekitError(f"cannot read {path} as a table: expected a .csv file with a header line, a .parquet file, "
+                      f"or an .npz file with X (and y)")
+
+
+def _read_parquet(path: Path, label_column, coerce, categorical, types) -> Table:
+    import pandas as pd
+
+    if not path.is_file():
+        raise VaekitError(f"table not found: {path}")
+    try:
+        df = pd.read_parquet(path)
+    except ImportError:
+        raise VaekitError(f"reading {path} needs pyarrow: pip install pyarrow, or save the table as CSV") from None
+    except (OSError, ValueError) as e:
+        raise VaekitError(f"cannot read {path} as Parquet ({e}); save it again") from None
+    return Table.from_frame(df, label_column, coerce, {**{c: "categorical" for c in categorical}, **(types or {})},
+                            source=str(path))
 
 
 @dataclass
@@ -166,13 +295,17 @@ class TableSchema:
     categorical: dict[str, list[str]] = field(default_factory=dict)  # column -> categories seen in training
     dropped: list[str] = field(default_factory=list)  # constant columns
     order: list[str] = field(default_factory=list)  # the raw columns fitted on, in order
+    identifiers: list[str] = field(default_factory=list)  # 'id' columns: they name rows, and are not modelled
+    types: dict[str, str] = field(default_factory=dict)  # column -> its type when fitted (COLUMN_TYPES)
 
     @classmethod
     def fit(cls, table: Table) -> TableSchema:
         check_missing(table)
-        s = cls(order=list(table.columns))
+        s = cls(order=list(table.columns), types=dict(table.types))
         for name, col in zip(table.columns, table.values):
-            if col.dtype == object:
+            if table.types.get(name) == "id":
+                s.identifiers.append(name)
+            elif col.dtype == object:
                 cats = sorted(set(col))
                 if len(cats) <= 1:
                     s.dropped.append(name)
@@ -186,7 +319,9 @@ class TableSchema:
                 else:
                     s.numeric[name] = (float(med), float(scale))
         if not s.numeric and not s.categorical:
-            raise VaekitError(f"every column is constant ({', '.join(s.dropped)}): there is nothing to learn")
+            raise VaekitError(f"no column is left to learn from: constant {s.dropped}, identifiers {s.identifiers} "
+                              f"(a column whose every row has its own value; give it a type in the metadata if it "
+                              f"is not one)")
         return s
 
     def feature_names(self) -> list[str]:
@@ -212,7 +347,7 @@ class TableSchema:
         """Model features (rows, features) float32, after checking the columns and missing values."""
         check_missing(table)
         given = dict(zip(table.columns, table.values))
-        missing = [c for c in self.order if c not in given]
+        missing = [c for c in self.order if c not in given and c not in self.identifiers]
         if missing:
             raise VaekitError(f"the table lacks column(s) {missing} that the model was trained on; "
                               f"its columns are {table.columns}")
@@ -243,11 +378,12 @@ class TableSchema:
 
     def to_dict(self) -> dict:
         return {"numeric": {k: list(v) for k, v in self.numeric.items()}, "categorical": self.categorical,
-                "dropped": self.dropped, "order": self.order}
+                "dropped": self.dropped, "order": self.order, "identifiers": self.identifiers, "types": self.types}
 
     @classmethod
     def from_dict(cls, d: dict) -> TableSchema:
-        return cls({k: tuple(v) for k, v in d["numeric"].items()}, d["categorical"], d["dropped"], d["order"])
+        return cls({k: tuple(v) for k, v in d["numeric"].items()}, d["categorical"], d["dropped"], d["order"],
+                   d.get("identifiers", []), d.get("types", {}))
 
 
 def _category(v: float) -> str:
@@ -258,7 +394,7 @@ def _category(v: float) -> str:
 def missing_rows(table: Table) -> tuple[np.ndarray, dict[str, int]]:
     """(positions of the rows with a missing value, count of missing values per column)."""
     masks = {n: (np.isnan(v) if v.dtype != object else np.array([c is None for c in v]))
-             for n, v in zip(table.columns, table.values)}
+             for n, v in zip(table.columns, table.values) if table.types.get(n) != "id"}  # ids are not modelled
     per_col = {n: int(m.sum()) for n, m in masks.items() if m.any()}
     rows = np.flatnonzero(np.any(np.stack(list(masks.values())), axis=0)) if masks else np.array([], int)
     return rows, per_col
@@ -277,6 +413,4 @@ def drop_missing(table: Table) -> tuple[Table, np.ndarray]:
     """The table without its rows that have missing values (each kept row keeps its number in table.rows),
     and the numbers of the rows dropped."""
     rows, _ = missing_rows(table)
-    keep = np.setdiff1d(np.arange(len(table)), rows)
-    label = None if table.label is None else table.label[keep]
-    return Table(table.columns, [v[keep] for v in table.values], label, table.rows[keep]), table.rows[rows]
+    return table.take(np.setdiff1d(np.arange(len(table)), rows)), table.rows[rows]

@@ -172,7 +172,10 @@ class AnomalyDetector(BaseEstimator):
         return {**params, **(self.params or {})}
 
     def _features(self, X, fitting: bool = False) -> np.ndarray:
-        """Model input: pixels as they are for images; schema-scaled features for tables."""
+        """Model input: pixels as they are for images; schema-scaled features for tables (a vaekit Table, a
+        pandas DataFrame, or a 2-D float array)."""
+        if _is_frame(X):
+            X = Table.from_frame(X)
         if fitting:
             raw = X if isinstance(X, Table) else np.asarray(X)
             self.kind_ = "table" if isinstance(X, Table) or (raw.ndim == 2 and raw.dtype != np.uint8) else "image"
@@ -319,6 +322,11 @@ class AnomalyDetector(BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this AnomalyDetector is not fitted yet; call fit(X) first")
+
+
+def _is_frame(X) -> bool:
+    """A pandas DataFrame (told by its shape, so that pandas is imported only by those who pass one)."""
+    return type(X).__name__ == "DataFrame" and hasattr(X, "dtypes") and hasattr(X, "columns")
 
 
 def _excess_error(module, x: torch.Tensor) -> torch.Tensor:

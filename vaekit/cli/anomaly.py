@@ -2,7 +2,8 @@
 
 Data: a named image set (mnist, fashion-mnist, digits; --normal-class picks the normal class: fit
 reads its training images, evaluate the whole test split with every other class as anomalous), an
-image folder or array file, or a table (.csv with a header, or .npz with X and optional y, 1 = anomaly).
+image folder or array file, or a table (.csv with a header, .parquet, or .npz with X and optional y). Labels
+are 0/1 (1 = anomaly), true/false, or two values of which --anomaly-label names the anomalous one.
 """
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from ..data import NAMED, load_data
 from ..data.files import reading_arrays
 from ..errors import VaekitError
 from ..io import atomic_write, atomic_write_json
-from ..tables import drop_missing, read_table
+from ..tables import drop_missing, read_metadata, read_table
 from .common import count
 
 HELP = "anomaly detection: fit a detector on normal data, score data, evaluate AUROC/AUPRC with plots"
 
 
 def _data_args(p) -> None:
-    p.add_argument("--data", required=True, help="named image set, image folder, .npy/.npz array, or .csv/.npz table")
+    p.add_argument("--data", required=True,
+                   help="named image set, image folder, .npy/.npz array, or .csv/.parquet/.npz table")
     p.add_argument("--data-dir", help="where named data sets live")
     p.add_argument("--normal-class", help="named sets: the normal class (index or name)")
     p.add_argument("--label-column", help="CSV tables: the column holding labels, left out of the features")
@@ -39,6 +41,8 @@ def _data_args(p) -> None:
                    "missing (with a warning) instead of refusing them")
     p.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN",
                    help="tables: read these columns as categories even where they hold numbers")
+    p.add_argument("--metadata", metavar="JSON", help='tables: column types, {"columns": {"name": "categorical"}}; '
+                   "types: continuous, integer, boolean, categorical, datetime, id (not modelled)")
 
 
 def add_arguments(p) -> None:
@@ -73,7 +77,7 @@ def run(args) -> int:
 
 def _is_table(path: str) -> bool:
     p = Path(path)
-    if p.suffix.lower() == ".csv":
+    if p.suffix.lower() in (".csv", ".parquet"):
         return True
     if p.suffix.lower() == ".npz" and p.is_file():
         with reading_arrays(p), np.load(p, allow_pickle=False) as z:
@@ -95,7 +99,8 @@ class RoleData:
 def load_role(args, role: str) -> RoleData:
     """The data of role 'fit' (training data) or 'score'/'evaluate'."""
     if _is_table(args.data):
-        table = read_table(args.data, args.label_column, coerce=args.coerce, categorical=args.categorical)
+        types = read_metadata(args.metadata) if args.metadata else None
+        table = read_table(args.data, args.label_column, coerce=args.coerce, categorical=args.categorical, types=types)
         dropped = np.array([], dtype=np.int64)
         if args.drop_missing:
             table, dropped = drop_missing(table)
@@ -108,8 +113,8 @@ def load_role(args, role: str) -> RoleData:
     path = Path(args.data).expanduser()
     if path.is_file() and path.suffix.lower() not in (".npy", ".npz"):
         raise VaekitError(f"cannot read {path}: anomaly commands read a named image set ({', '.join(NAMED)}), a folder "
-                          f"of images, a .npy or .npz array, or a table as .csv (with a header line) or .npz (X, y). "
-                          f"Save a table in another format as CSV with a header line")
+                          f"of images, a .npy or .npz array, or a table as .csv (with a header line), .parquet or "
+                          f".npz (X, y). Save a table in another format as CSV with a header line")
     data = load_data(DataConfig(args.data, data_dir=args.data_dir, val_fraction=0))
     split = data.train if role == "fit" else data.test
     x, y = split.x, split.y
