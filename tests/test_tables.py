@@ -149,7 +149,7 @@ def test_metadata_file_sets_column_types_and_parquet_needs_pyarrow(adult_csv, tm
     with pytest.raises(VaekitError, match=r"unknown column type\(s\) \{'age': 'number'\}"):
         read_metadata(tmp_path / "bad.json")
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow  # noqa: F401  (only whether it imports)
     except ImportError:
         (tmp_path / "t.parquet").write_bytes(b"PAR1")
         with pytest.raises(VaekitError, match="needs pyarrow: pip install pyarrow"):
@@ -168,3 +168,11 @@ def test_a_detector_fits_a_dataframe_as_it_fits_the_same_csv(telco_path):
     b = AnomalyDetector(n_members=1, epochs=3, random_state=0).fit(kept)
     assert a.schema_.categorical == b.schema_.categorical and a.schema_.numeric == b.schema_.numeric
     np.testing.assert_allclose(a.decision_function(df), b.decision_function(kept), rtol=1e-6)
+
+
+def test_a_column_missing_in_every_row_is_named(tmp_path):
+    path = _write(tmp_path / "t.csv", ["a", "b", "c"], [[1, "", "x"], [2, "", "y"], [3, "?", "x"]])
+    with pytest.raises(VaekitError, match=r"column\(s\) \['b'\] are missing in every row.*remove them"):
+        drop_missing(read_table(path))
+    with pytest.raises(VaekitError, match=r"column\(s\) \['b'\] are missing in every row"):
+        TableSchema.fit(read_table(path))

@@ -300,6 +300,9 @@ class TableSchema:
 
     @classmethod
     def fit(cls, table: Table) -> TableSchema:
+        if len(table) == 0:
+            raise VaekitError("the table has no rows to fit on")
+        _refuse_empty_columns(table)
         check_missing(table)
         s = cls(order=list(table.columns), types=dict(table.types))
         for name, col in zip(table.columns, table.values):
@@ -409,8 +412,18 @@ def check_missing(table: Table) -> None:
                           f"impute them, or drop those rows (--drop-missing drops them and says how many)")
 
 
+def _refuse_empty_columns(table: Table) -> None:
+    """A column missing in every row can not be imputed from its own values, and dropping rows would drop all."""
+    _, per_col = missing_rows(table)
+    empty = [c for c, n in per_col.items() if n == len(table)]
+    if empty:
+        raise VaekitError(f"column(s) {empty} are missing in every row: there is nothing to learn from them; "
+                          f"remove them from the table")
+
+
 def drop_missing(table: Table) -> tuple[Table, np.ndarray]:
     """The table without its rows that have missing values (each kept row keeps its number in table.rows),
     and the numbers of the rows dropped."""
+    _refuse_empty_columns(table)
     rows, _ = missing_rows(table)
     return table.take(np.setdiff1d(np.arange(len(table)), rows)), table.rows[rows]
