@@ -8,7 +8,7 @@ import pytest
 from vaekit.anomaly import AnomalyDetector, auroc_auprc, load_detector
 from vaekit.cli import main
 from vaekit.errors import VaekitError
-from vaekit.tables import TableSchema, drop_missing, read_table
+from vaekit.data.tables import TableSchema, drop_missing, read_table
 from conftest import require_data
 
 FAST = dict(epochs=15, random_state=0)

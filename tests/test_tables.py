@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vaekit.errors import VaekitError, VaekitWarning
-from vaekit.tables import TableSchema, drop_missing, read_table
+from vaekit.data.tables import TableSchema, drop_missing, read_table
 from conftest import require_data
 
 
@@ -106,7 +106,7 @@ def _every_type(n: int = 120):
 
 
 def test_column_types_are_inferred_from_a_dataframe_and_overridable():
-    from vaekit.tables import Table
+    from vaekit.data.tables import Table
 
     df = _every_type()
     table = Table.from_frame(df)
@@ -124,7 +124,7 @@ def test_column_types_are_inferred_from_a_dataframe_and_overridable():
 
 
 def test_the_schema_models_every_type_but_identifiers_and_round_trips(tmp_path):
-    from vaekit.tables import Table
+    from vaekit.data.tables import Table
 
     df = _every_type()
     table, dropped = drop_missing(Table.from_frame(df, types={"zip": "categorical"}))
@@ -140,7 +140,7 @@ def test_the_schema_models_every_type_but_identifiers_and_round_trips(tmp_path):
 
 
 def test_metadata_file_sets_column_types_and_parquet_needs_pyarrow(adult_csv, tmp_path):
-    from vaekit.tables import read_metadata
+    from vaekit.data.tables import read_metadata
 
     (tmp_path / "meta.json").write_text(json.dumps({"columns": {"education-num": "categorical"}}))
     table = read_table(adult_csv, "income", types=read_metadata(tmp_path / "meta.json"))

@@ -22,7 +22,7 @@ from ..data import NAMED, load_data
 from ..data.files import reading_arrays
 from ..errors import VaekitError
 from ..io import atomic_write, atomic_write_json
-from ..tables import drop_missing, read_metadata, read_table
+from ..data.tables import drop_missing, read_metadata, read_table
 from .common import count
 
 HELP = "anomaly detection: fit a detector on normal data, score data, evaluate AUROC/AUPRC with plots"

@@ -1,4 +1,5 @@
-"""Data: IDX files, named sets (digits, mnist, fashion-mnist), image folders, arrays; deterministic splits."""
+"""Data: IDX files, named sets (digits, mnist, fashion-mnist), image folders, arrays, tables (data.tables,
+imported on use: it needs pandas); deterministic splits."""
 from .dataset import NAMED, Dataset, Split, load_data, to_model_layout
 from .files import check_array, load_array_file, load_image_folder
 from .idx import parse_idx, read_idx
