@@ -309,6 +309,8 @@ def test_anomaly_fit_shows_progress_and_names_accepted_formats(cardio, tmp_path,
     assert main(["anomaly", "fit", "--data", str(tmp_path / "t.npz"), "--out", str(tmp_path / "d"), "--epochs", "2"]) == 0
     err = capsys.readouterr().err
     assert "anomaly fit: 100%" in err and "12.0/12 fits" in err
+    AnomalyDetector(n_members=2, epochs=2, params={"patience": 1}, random_state=0).fit(cardio[0][:300])
+    assert capsys.readouterr().err == ""  # not verbose: no bar, no notes
     raw = require_data("tabular", "german-credit", "german.data")
     assert main(["anomaly", "fit", "--data", str(raw), "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err

@@ -18,10 +18,11 @@ _OPTIONS = dict(dynamic_ncols=True, mininterval=0.5)  # file: sys.stderr as it i
 
 @contextmanager
 def shared_bar(n_fits: int, desc: str, enabled: bool = True):
-    """Inside: the Trainers of n_fits fits share one bar, counted in fits."""
+    """Inside: the Trainers of n_fits fits share one bar, counted in fits. Disabled, it changes nothing: each
+    Trainer shows (or, not verbose, hides) its own bar."""
     bar = tqdm(total=n_fits, desc=desc, disable=not enabled, file=sys.stderr, **_OPTIONS,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} fits [{elapsed}<{remaining}{postfix}]")
-    token = _SHARED.set(bar)
+    token = _SHARED.set(bar if enabled else None)
     try:
         yield bar
     finally:
