@@ -344,3 +344,8 @@ def test_every_folder_says_what_it_is_and_loaders_name_the_right_one(cardio, tmp
     (tmp_path / "run" / "vaekit.json").write_text(json.dumps({**run, "format": 99}))
     with pytest.raises(VaekitError, match=r"written by a newer vaekit \(format 99; this one reads up to 1\)"):
         vaekit.load(tmp_path / "run")
+
+
+def test_only_evaluate_takes_an_anomaly_label(tmp_path, capsys):
+    assert main(["anomaly", "fit", "--data", "digits", "--anomaly-label", "2", "--out", str(tmp_path / "d")]) == 2
+    assert "unrecognized arguments: --anomaly-label 2" in capsys.readouterr().err and not (tmp_path / "d").exists()

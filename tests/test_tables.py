@@ -176,3 +176,13 @@ def test_a_column_missing_in_every_row_is_named(tmp_path):
         drop_missing(read_table(path))
     with pytest.raises(VaekitError, match=r"column\(s\) \['b'\] are missing in every row"):
         TableSchema.fit(read_table(path))
+
+
+def test_messages_give_file_lines_only_for_tables_read_from_files():
+    import pandas as pd
+
+    from vaekit.data.tables import Table
+
+    schema = TableSchema.fit(Table.from_frame(pd.DataFrame({"a": range(20), "c": ["x", "y"] * 10})))
+    with pytest.raises(VaekitError, match=r"holds text here: row 1 'seven'; fix"):
+        schema.transform(Table.from_frame(pd.DataFrame({"a": ["6", "seven"], "c": ["x", "y"]})))

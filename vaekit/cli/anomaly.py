@@ -28,14 +28,16 @@ from .common import count
 HELP = "anomaly detection: fit a detector on normal data, score data, evaluate AUROC/AUPRC with plots"
 
 
-def _data_args(p) -> None:
+def _data_args(p, labels: bool = False) -> None:
+    """The data flags of every anomaly command; labels: also --anomaly-label (evaluate, the one that reads them)."""
     p.add_argument("--data", required=True,
                    help="named image set, image folder, .npy/.npz array, or .csv/.parquet/.npz table")
     p.add_argument("--data-dir", help="where named data sets live")
     p.add_argument("--normal-class", help="named sets: the normal class (index or name)")
     p.add_argument("--label-column", help="CSV tables: the column holding labels, left out of the features")
-    p.add_argument("--anomaly-label", metavar="VALUE", help="the label value that marks an anomaly, where the "
-                   "labels are not 0/1 (1 = anomaly) or true/false, e.g. --anomaly-label 2")
+    if labels:
+        p.add_argument("--anomaly-label", metavar="VALUE", help="the label value that marks an anomaly, where the "
+                       "labels are not 0/1 (1 = anomaly) or true/false, e.g. --anomaly-label 2")
     p.add_argument("--drop-missing", action="store_true", help="tables: drop rows with missing values (and say which)")
     p.add_argument("--coerce", action="store_true", help="tables: read stray text cells of a numeric column as "
                    "missing (with a warning) instead of refusing them")
@@ -67,7 +69,7 @@ def add_arguments(p) -> None:
         q = sub.add_parser(name, help="score data with a saved detector" if name == "score"
                            else "AUROC / AUPRC against labels, ROC and PR plots, scores")
         q.add_argument("detector", help="a folder written by 'vaekit anomaly fit'")
-        _data_args(q)
+        _data_args(q, labels=name == "evaluate")
         q.add_argument("--out", required=True, help="scores .csv" if name == "score" else "output folder")
 
 

@@ -36,6 +36,7 @@ class Table:
     label: np.ndarray | None = None  # the label column as read (numbers or strings); see anomaly.anomaly_labels
     rows: np.ndarray | None = None  # each row's number in the input (0 = the first data row); kept by drop_missing
     types: dict[str, str] | None = None  # column -> one of COLUMN_TYPES (default: by the values' dtype)
+    lines: bool = False  # read from a file: messages give a row's line too (its number + 2, the header first)
 
     def __post_init__(self):
         if self.rows is None:
@@ -50,7 +51,7 @@ class Table:
     def take(self, keep) -> Table:
         """The rows keep (positions or a mask), each keeping its number and the column types."""
         label = None if self.label is None else self.label[keep]
-        return Table(self.columns, [v[keep] for v in self.values], label, self.rows[keep], self.types)
+        return Table(self.columns, [v[keep] for v in self.values], label, self.rows[keep], self.types, self.lines)
 
     @classmethod
     def from_array(cls, x: np.ndarray, label: np.ndarray | None = None, source: str = "X") -> Table:
@@ -93,7 +94,7 @@ class Table:
             found[name] = kind
         if not columns:
             raise VaekitError(f"{source} has no column besides the label column '{label_column}'")
-        return cls(columns, values, label, None, found)
+        return cls(columns, values, label, None, found, lines)
 
 
 def _missing_value(v) -> bool:
@@ -361,7 +362,8 @@ class TableSchema:
                 if col.dtype == object:
                     bad = [(int(r), v) for r, v in zip(table.rows, col) if v is not None and _number(v) is None]
                     raise VaekitError(f"column '{name}' was numeric in training but holds text here: "
-                                      f"{_cells(bad)}; fix those cells, or fit the model on data like these")
+                                      f"{_cells(bad, lines=table.lines)}; fix those cells, or fit the model on "
+                                      f"data like these")
                 med, scale = self.numeric[name]
                 parts.append(np.arcsinh((col - med) / scale)[:, None])
             elif name in self.categorical:
