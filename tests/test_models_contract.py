@@ -62,3 +62,24 @@ def test_gaussian_likelihood_on_real_valued_data(rng):
     assert model.reconstruct(x).shape == x.shape
     with pytest.raises(vaekit.VaekitError, match=r"needs data in \[0, 1\].*likelihood='gaussian'"):
         vaekit.VAE(epochs=1).fit(x)
+
+
+def test_the_decoder_is_built_from_the_likelihoods_parameter_layout():
+    """A likelihood says what it reads (param_shape); a decoder makes exactly that, whatever the data's shape."""
+    import torch
+
+    from vaekit.config import ModelConfig
+    from vaekit.models import build_module
+    from vaekit.models.networks import Decoder
+
+    for name in MODELS:
+        module = build_module(name, MODELS[name].config(latent_dim=3, hidden=(8,)), (1, 28, 28))
+        if hasattr(module, "likelihood"):  # the split-brain AE has one per half
+            assert module.decoder.out_shape == module.likelihood.param_shape == (1, 28, 28), name
+    mlp = ModelConfig(latent_dim=3, hidden=(8,))
+    assert Decoder(mlp, (1, 28, 28), (2, 28, 28))(torch.zeros(5, 3)).shape == (5, 2, 28, 28)
+    assert Decoder(mlp, (10,), (17,))(torch.zeros(4, 3)).shape == (4, 17)  # e.g. 10 table columns, 17 parameters
+    conv = ModelConfig(latent_dim=3, architecture="conv", conv_channels=(8, 16))
+    assert Decoder(conv, (1, 28, 28), (2, 28, 28))(torch.zeros(2, 3)).shape == (2, 2, 28, 28)
+    with pytest.raises(ValueError, match="convolutional decoder makes"):
+        Decoder(conv, (1, 28, 28), (2, 14, 14))

@@ -72,7 +72,7 @@ class AutoencoderModule(CodePrior):
         self.cfg, self.shape = cfg, tuple(shape)
         self.likelihood = LIKELIHOODS[cfg.likelihood](self.shape)
         self.encoder = Encoder(cfg, self.shape, cfg.latent_dim)
-        self.decoder = Decoder(cfg, self.shape, self.likelihood.n_params)
+        self.decoder = Decoder(cfg, self.shape, self.likelihood.param_shape)
         init_weights(self, cfg.init)
 
     def code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,8 +155,8 @@ class SplitBrainModule(CodePrior):
         self.cut = s1[self.axis - 1]
         half, rest = cfg.latent_dim // 2, cfg.latent_dim - cfg.latent_dim // 2
         self.lik1, self.lik2 = LIKELIHOODS[cfg.likelihood](s1), LIKELIHOODS[cfg.likelihood](s2)
-        self.enc1, self.dec1 = Encoder(cfg, s1, half), Decoder(cfg, s2, self.lik2.n_params, in_features=half)
-        self.enc2, self.dec2 = Encoder(cfg, s2, rest), Decoder(cfg, s1, self.lik1.n_params, in_features=rest)
+        self.enc1, self.dec1 = Encoder(cfg, s1, half), Decoder(cfg, s2, self.lik2.param_shape, in_features=half)
+        self.enc2, self.dec2 = Encoder(cfg, s2, rest), Decoder(cfg, s1, self.lik1.param_shape, in_features=rest)
         self.half = half
         init_weights(self, cfg.init)
 

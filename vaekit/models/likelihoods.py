@@ -1,6 +1,7 @@
 """Observation models p(x|z): decoder outputs -> a torch distribution over one whole example.
 
-Each likelihood has two faces: calling it returns a `Distribution` (sampling, means, the public
+A likelihood owns its parameter layout: `param_shape` is the shape of the decoder output it reads for one
+example, so a decoder is built from it and never from the data's shape alone. Each likelihood has two faces: calling it returns a `Distribution` (sampling, means, the public
 API), and `nll(params, x)` returns -log p(x|z) per example, (...,), by the shortest arithmetic.
 Training calls only `nll`; a test checks that both faces agree.
 """
@@ -74,11 +75,10 @@ def _bernoulli_nll_scoring(logits: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 class BernoulliLikelihood(nn.Module):
     """Pixels in [0, 1] read as probabilities; the decoder outputs logits."""
 
-    n_params = 1
-
     def __init__(self, shape: tuple[int, ...]):
         super().__init__()
         self.event_dims = len(shape)
+        self.param_shape = tuple(shape)  # one output per element: the logit or the mean
 
     def forward(self, logits: torch.Tensor) -> Distribution:
         return Independent(Bernoulli(logits=logits, validate_args=False), self.event_dims, validate_args=False)
@@ -95,11 +95,10 @@ class BernoulliLikelihood(nn.Module):
 class GaussianLikelihood(nn.Module):
     """Real-valued data: the decoder outputs the mean; a learned scale per channel (images) or feature."""
 
-    n_params = 1
-
     def __init__(self, shape: tuple[int, ...]):
         super().__init__()
         self.event_dims = len(shape)
+        self.param_shape = tuple(shape)  # one output per element: the logit or the mean
         scale_shape = (shape[0], *([1] * (len(shape) - 1))) if len(shape) == 3 else shape
         self.log_scale = nn.Parameter(torch.zeros(scale_shape))
 
@@ -120,11 +119,10 @@ class SquaredErrorLikelihood(nn.Module):
     """A unit-variance Gaussian: -log p(x|z) is half the squared error plus a constant. Minimising it is
     least squares, whose linear autoencoder spans PCA's subspace (Baldi & Hornik 1989)."""
 
-    n_params = 1
-
     def __init__(self, shape: tuple[int, ...]):
         super().__init__()
         self.event_dims = len(shape)
+        self.param_shape = tuple(shape)  # one output per element: the logit or the mean
 
     def forward(self, mean: torch.Tensor) -> Distribution:
         return Independent(Normal(mean, torch.ones_like(mean), validate_args=False), self.event_dims,

@@ -87,13 +87,17 @@ class DenseNet(nn.Module):
 
 
 class Decoder(nn.Module):
-    """z (..., D) -> distribution parameters (..., n_params * C, H, W) or (..., n_params * F)."""
+    """z (..., D) -> the likelihood's parameters (..., *param_shape) for data of shape shape; a convolutional
+    decoder keeps the data's height and width and puts the parameters on its channels."""
 
-    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], n_params: int, in_features: int | None = None):
+    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], param_shape: tuple[int, ...],
+                 in_features: int | None = None):
         super().__init__()
         _require_image(shape, cfg)
         self.shape = tuple(shape)
-        self.out_shape = (n_params * shape[0], *shape[1:])
+        self.out_shape = tuple(param_shape)
+        if cfg.architecture == "conv" and self.out_shape[1:] != self.shape[1:]:
+            raise ValueError(f"a convolutional decoder makes (channels, {shape[1:]}) parameters; got {param_shape}")
         hidden = list(reversed(cfg.hidden))
         n_in = cfg.latent_dim if in_features is None else in_features
         self.body = dense_stack([n_in, *hidden], cfg)

@@ -43,7 +43,7 @@ class VAEModule(nn.Module):
         self.sizes = (*cfg.stochastic_layers, cfg.latent_dim)  # z_1 ... z_L
         self.likelihood = LIKELIHOODS[cfg.likelihood](self.shape)
         self.encoder = Encoder(cfg, self.shape, 2 * self.sizes[0])  # mu and log-variance from one layer
-        self.decoder = Decoder(cfg, self.shape, self.likelihood.n_params, in_features=self.sizes[0])
+        self.decoder = Decoder(cfg, self.shape, self.likelihood.param_shape, in_features=self.sizes[0])
         pairs = list(zip(self.sizes, self.sizes[1:]))
         self.up = nn.ModuleList(DenseNet(a, cfg.inner_hidden, 2 * b, cfg) for a, b in pairs)  # q(z_l+1 | z_l)
         self.down = nn.ModuleList(DenseNet(b, cfg.inner_hidden[::-1], 2 * a, cfg) for a, b in pairs)  # p(z_l | z_l+1)
