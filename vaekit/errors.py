@@ -21,6 +21,12 @@ def check_count(name: str, value, minimum: int = 1) -> None:
         raise VaekitError(f"{name} must be an int >= {minimum}; got {value!r}")
 
 
+def listed(items, limit: int) -> str:
+    """The first limit items, comma-separated, and how many more there are: 'a, b, c and 7 more'."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

@@ -38,22 +38,20 @@ def picture_format(path) -> str:
     return suffix
 
 
-def _save_figure(fig, path) -> None:
+def _save_figure(fig, path, dpi: int = 120, bbox_inches: str | None = "tight") -> None:
     plt = _pyplot()
     fmt = FORMATS[picture_format(path)][1]
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches=bbox_inches))
     plt.close(fig)
 
 
 def save_pixels(img, path) -> None:
     """A Pillow image in the format of path's suffix (JPEG at quality 95, so small digits stay legible)."""
-    pil_format, mpl_format = FORMATS[picture_format(path)]
+    pil_format = FORMATS[picture_format(path)][0]
     if pil_format is None:  # SVG: the pixels inside a vector file, at their size
-        plt = _pyplot()
-        fig = plt.figure(figsize=(img.width / 100, img.height / 100), dpi=100)
+        fig = _pyplot().figure(figsize=(img.width / 100, img.height / 100), dpi=100)
         fig.figimage(np.asarray(img), cmap="gray" if img.mode == "L" else None, vmin=0, vmax=255, resize=True)
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format=mpl_format, dpi=100))
-        plt.close(fig)
+        _save_figure(fig, path, dpi=100, bbox_inches=None)
         return
     options = {"quality": 95} if pil_format in ("JPEG", "WEBP") else {}
     atomic_write(path, lambda tmp: img.save(tmp, format=pil_format, **options))
@@ -89,7 +87,6 @@ def _tile(imgs: np.ndarray, path, ncol: int | None = None, scale: int | None = N
     """Displayable images (N, H, W[, 3]) in [0, 1], tiled: the one place pixels become a picture."""
     from PIL import Image
 
-    picture_format(path)
     n, h, w = imgs.shape[:3]
     ncol = ncol or math.ceil(math.sqrt(n))
     nrow = math.ceil(n / ncol)

@@ -144,7 +144,7 @@ def _delivered_weights(directory: Path) -> dict[str, torch.Tensor]:
     except VaekitError as e:
         state = directory / STATE_FILE
         try:
-            _, meta = ckpt.load_tensors(state)
+            meta = ckpt.load_metadata(state)
         except VaekitError:
             hint = "" if not state.exists() else f" {state} is damaged too: train the run again."
             raise VaekitError(f"{e}.{hint or ' Train the run again, or restore the file from a copy.'}") from None

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..errors import VaekitError
+from ..errors import VaekitError, listed
 
 SCORES = ("nll", "elbo", "reconstruction")
 _BOOLEAN = {"0": 0, "1": 1, "false": 0, "true": 1}
@@ -21,8 +21,8 @@ def anomaly_labels(values, name: str = "labels", anomaly_label=None, rows=None) 
     text = np.array([_text(v) for v in raw.tolist()], dtype=object)
     missing = np.array([t is None for t in text])
     if missing.any():
-        raise VaekitError(f"{name} has missing values in {int(missing.sum())} rows (first: {rows[missing][:5].tolist()}); "
-                          f"every row needs a label")
+        raise VaekitError(f"{name} has missing values in {int(missing.sum())} rows (first: "
+                          f"{rows[missing][:5].tolist()}); every row needs a label")
     found, counts = np.unique(text.astype(str), return_counts=True)
     if anomaly_label is not None:
         wanted = _text(anomaly_label)
@@ -65,8 +65,7 @@ def _text(v) -> str | None:
 
 
 def _listing(found, counts, limit: int = 6) -> str:
-    shown = ", ".join(f"'{v}' ({c} rows)" for v, c in list(zip(found, counts))[:limit])
-    return shown + (f" and {len(found) - limit} more" if len(found) > limit else "")
+    return listed((f"'{v}' ({c} rows)" for v, c in zip(found, counts)), limit)
 
 
 def auroc_auprc(y_true: np.ndarray, scores: np.ndarray) -> dict:

@@ -8,8 +8,9 @@ Train on (mostly) normal data; score what the model finds unlikely. `AnomalyDete
 - 'reconstruction': -log p(x | z = E[z|x]), the reconstruction error at the posterior mean (any model).
 Images (uint8, or arrays of 3 or more axes) use a Bernoulli likelihood on pixels; tables (2-D arrays, a
 vaekit.data.tables.Table or a pandas DataFrame) a unit-variance Gaussian on robustly scaled features
-(data.tables.TableSchema), and per-column contributions name the columns behind a score. The variance stays fixed because a learned
-per-feature scale lets the columns that are nearly constant in the training data dominate every score.
+(data.tables.TableSchema), and per-column contributions name the columns behind a score. The variance stays
+fixed because a learned per-feature scale lets the columns that are nearly constant in the training data
+dominate every score.
 
 On tables the default detector is a bagged ensemble (n_members=6): each VAE trains on its own random
 max_samples=512 rows. Small row samples hold few anomalies in absolute number, so a member has less room
@@ -232,8 +233,7 @@ class AnomalyDetector(BaseEstimator):
 
     def _reconstruction_terms(self, module, x: torch.Tensor) -> torch.Tensor:
         """-log p(x_d | z = E[z|x]) for every input dimension d under one member: (B, *shape)."""
-        params = module.generative(module.inference(x).mean)
-        nll = -params.base_dist.log_prob(x)
+        _, nll = _reconstruction_nll(module, x)
         return nll - bernoulli_entropy(x) if self._bernoulli_floor(module) else nll
 
     def predict(self, X) -> np.ndarray:
@@ -329,13 +329,17 @@ def _is_frame(X) -> bool:
     return type(X).__name__ == "DataFrame" and hasattr(X, "dtypes") and hasattr(X, "columns")
 
 
+def _reconstruction_nll(module, x: torch.Tensor):
+    """(p(x | z = E[z|x]) per dimension, -log p(x_d | z) per dimension (B, *shape)) under one member."""
+    dist = module.generative(module.inference(x).mean).base_dist
+    return dist, -dist.log_prob(x)
+
+
 def _excess_error(module, x: torch.Tensor) -> torch.Tensor:
     """-log p(x_d | z = E[z|x]) less its floor, per input dimension: (B, *shape). The floor is the error of
     the best reconstruction: for a Gaussian its value at the mean (so a unit-variance Gaussian leaves half the
     squared error), for a Bernoulli the pixel's own entropy (so the KL divergence from x_d is left)."""
-    params = module.generative(module.inference(x).mean)
-    dist = params.base_dist
-    nll = -dist.log_prob(x)
+    dist, nll = _reconstruction_nll(module, x)
     if module.cfg.likelihood == "bernoulli":
         return nll - bernoulli_entropy(x)
     return nll + dist.log_prob(dist.mean)

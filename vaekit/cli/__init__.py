@@ -6,7 +6,7 @@ import warnings
 
 from ..errors import VaekitError, VaekitWarning
 from . import anomaly, demo, evaluate, finetune, models, train, views
-from .options import DefaultsFormatter, Parser
+from .options import Parser
 
 
 def _commands():
@@ -29,7 +29,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, (help_text, add, run) in _commands().items():
-        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
+        p = sub.add_parser(name, help=help_text, description=help_text)  # a Parser: its help shows defaults
         add(p)
         p.set_defaults(_run=run)
     return parser

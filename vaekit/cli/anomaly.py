@@ -20,7 +20,7 @@ from ..anomaly import SCORES, anomaly_labels, threshold_metrics
 from ..config import DataConfig
 from ..data import NAMED, load_data
 from ..data.files import reading_arrays
-from ..errors import VaekitError
+from ..errors import VaekitError, listed
 from ..io import atomic_write, atomic_write_json
 from ..data.tables import drop_missing, read_metadata, read_table
 from .common import count
@@ -107,10 +107,8 @@ def load_role(args, role: str) -> RoleData:
         if args.drop_missing:
             table, dropped = drop_missing(table)
             if len(dropped):
-                shown = ", ".join(map(str, dropped[:20].tolist())) + (f" and {len(dropped) - 20} more"
-                                                                      if len(dropped) > 20 else "")
-                print(f"vaekit anomaly: dropped {len(dropped)} rows with missing values (rows {shown}; rows count "
-                      f"data lines from 0); the other rows keep their numbers", file=sys.stderr)
+                print(f"vaekit anomaly: dropped {len(dropped)} rows with missing values (rows {listed(dropped, 20)}; "
+                      f"rows count data lines from 0); the other rows keep their numbers", file=sys.stderr)
         return RoleData(table, table.label, table.rows, dropped)
     path = Path(args.data).expanduser()
     if path.is_file() and path.suffix.lower() not in (".npy", ".npz"):

@@ -25,7 +25,8 @@ class DefaultsFormatter(argparse.HelpFormatter):
         default = action.default
         shown_already = "(default" in text or "default:" in text
         nothing = default is None or default is False or default is argparse.SUPPRESS or default == []
-        if action.option_strings and not shown_already and not nothing and not isinstance(action, argparse._VersionAction):
+        version = isinstance(action, argparse._VersionAction)
+        if action.option_strings and not shown_already and not nothing and not version:
             shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
             text += f" (default: {shown})".replace("%", "%%")
         return text

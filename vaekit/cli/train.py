@@ -97,15 +97,14 @@ def _finished(out: Path, tcfg: TrainConfig) -> bool:
     state = out / STATE_FILE
     if not state.is_file():
         return False  # the trainer says there is nothing to resume from
-    tensors, meta = ckpt.load_tensors(state)
-    t = meta["trainer"]
+    t = ckpt.load_metadata(state)["trainer"]  # the header only: training, if any, reads the tensors
     done, stopped = t["epoch"], tcfg.patience is not None and t["bad_epochs"] >= tcfg.patience
     if done < tcfg.epochs and not stopped:
         return False
     try:
-        ckpt.load_tensors(out / WEIGHTS_FILE)
+        ckpt.load_metadata(out / WEIGHTS_FILE)  # readable: nothing to rewrite
     except VaekitError as e:
-        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        weights = ckpt.module_tensors(ckpt.load_tensors(state)[0])
         ckpt.save_tensors(out / WEIGHTS_FILE, weights, {"epoch": done})
         print(f"vaekit train: {e}; rewrote {WEIGHTS_FILE} from {state} (epoch {done})", file=sys.stderr)
         return True

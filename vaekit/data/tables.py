@@ -1,13 +1,15 @@
-"""Tables for the autoencoder family: CSV / .npz reading and a preprocessing schema fitted on training data.
+"""Tables for the autoencoder family: reading (CSV and Parquet through pandas, DataFrames, .npz arrays), each
+column typed, and a preprocessing schema fitted on training data.
 
-Numeric columns are centred on their median, scaled by their inter-quartile range (robust to the
-outliers an anomaly detector is looking for) and passed through asinh, which is linear near 0 and
-logarithmic in the tails: heavy-tailed columns (ADBench's ALOI reaches 20,000 IQRs) stay ordered, so
-extreme values stay extreme, without swamping the loss; categorical columns (any non-numeric column) become
-one-hot blocks, with categories unseen in training scored as no block at all (and reported); constant
-columns are dropped and recorded. A column of numbers with a few stray text cells is refused with those
-cells named, not read as categories. Missing values are never dropped or imputed silently: they are reported with
-their rows and columns. The fitted schema is plain JSON, saved with a model and checked against new data.
+Columns are typed from their values (infer_column): a column of numbers with a few stray text cells is
+refused with those cells named, not read as categories. Numeric columns are centred on their median,
+scaled by their inter-quartile range (robust to the outliers an anomaly detector is looking for) and passed
+through asinh, which is linear near 0 and logarithmic in the tails: heavy-tailed columns (ADBench's ALOI
+reaches 20,000 IQRs) stay ordered, so extreme values stay extreme, without swamping the loss. Categorical
+columns become one-hot blocks, with categories unseen in training scored as no block at all (and reported);
+constant columns are dropped and recorded. Missing values are never dropped or imputed silently: they are
+reported with their rows and columns. The fitted schema is plain JSON, saved with a model and checked
+against new data.
 """
 from __future__ import annotations
 
@@ -18,14 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from .files import reading_arrays
-from ..errors import VaekitError, VaekitWarning
+from ..errors import VaekitError, VaekitWarning, listed
 
 MISSING = {"", "?", "na", "n/a", "nan", "null", "none"}
 NUMERIC_SHARE = 0.9  # a column whose cells are at least this share numbers is numeric with a few bad cells
 ID_SHARE = 0.95  # a text column with at least this share of distinct values (and > 20 rows) names its rows
 # what a column holds; numbers (continuous, integer, datetime as seconds) are float64, the rest text
 COLUMN_TYPES = ("continuous", "integer", "boolean", "categorical", "datetime", "id")
-NUMERIC_TYPES = ("continuous", "integer", "datetime")
 _BOOLEAN = {"true", "false"}
 
 
@@ -75,11 +76,13 @@ class Table:
             twice = sorted({n for n in names if names.count(n) > 1})
             raise VaekitError(f"{source} has more than one column named {twice}; give every column its own name")
         if len(df) == 0 or not names:
-            raise VaekitError(f"{source} is empty ({len(df)} rows, {len(names)} columns); a table needs rows and columns")
+            raise VaekitError(f"{source} is empty ({len(df)} rows, {len(names)} columns); a table needs rows and "
+                              f"columns")
         types = dict(types or {})
         unknown = sorted(set(types) - set(names))
         if unknown:
-            raise VaekitError(f"column types are given for {unknown}, which {source} does not have; its columns are {names}")
+            raise VaekitError(f"column types are given for {unknown}, which {source} does not have; its columns "
+                              f"are {names}")
         if label_column is not None and label_column not in names:
             raise VaekitError(f"label column '{label_column}' is not in {source}; its columns are {names}")
         columns, values, found, label = [], [], {}, None
@@ -110,8 +113,14 @@ def _number(cell: str) -> float | None:
 
 def _cells(bad: list[tuple[int, str]], limit: int = 5, lines: bool = True) -> str:
     """'row 17 (line 19) 'abc', ...': data rows counted from 0; with lines, the file's line (1 = the header)."""
-    shown = ", ".join(f"row {i}{f' (line {i + 2})' if lines else ''} {c!r}" for i, c in bad[:limit])
-    return shown + (f" and {len(bad) - limit} more" if len(bad) > limit else "")
+    return listed((f"row {i}{f' (line {i + 2})' if lines else ''} {c!r}" for i, c in bad), limit)
+
+
+def _numeric(x: np.ndarray, kind: str | None) -> tuple[str, np.ndarray]:
+    """(type, x) of a float64 column: kind if given, else 'integer' when every present value is whole."""
+    finite = x[~np.isnan(x)]
+    whole = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
+    return kind or ("integer" if whole else "continuous"), x
 
 
 def infer_column(series, name: str, source, coerce: bool = False, kind: str | None = None,
@@ -135,10 +144,7 @@ def infer_column(series, name: str, source, coerce: bool = False, kind: str | No
         return "datetime", _seconds(series)
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype) \
             and kind in (None, "continuous", "integer"):
-        x = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = x[~np.isnan(x)]
-        whole = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
-        return kind or ("integer" if whole else "continuous"), x
+        return _numeric(series.to_numpy(dtype=np.float64, na_value=np.nan), kind)
     cells = ["" if _missing_value(v) else str(v).strip() for v in series.tolist()]
     text = np.array([c if c else None for c in cells], dtype=object)
     present = [c for c in cells if c]
@@ -151,52 +157,46 @@ def infer_column(series, name: str, source, coerce: bool = False, kind: str | No
                               f"only true/false")
         return "boolean", np.array([c.lower() if c else None for c in cells], dtype=object)
     if kind == "datetime":
-        return "datetime", _seconds(pd.Series(text), name, source, lines)
+        parsed = pd.to_datetime(pd.Series(text), errors="coerce", format="mixed")
+        bad = [(i, c) for i, (c, p) in enumerate(zip(cells, parsed.tolist())) if c and pd.isna(p)]
+        if bad:
+            raise VaekitError(f"{source}: column '{name}' is datetime but holds {_cells(bad, lines=lines)}, which "
+                              f"are not dates or times")
+        return "datetime", _seconds(parsed)
     numbers = [np.nan if not c else _number(c) for c in cells]
     bad = [(i, c) for i, (c, v) in enumerate(zip(cells, numbers)) if v is None]
     if not bad or kind in ("continuous", "integer"):
         if bad and not coerce:
             raise VaekitError(f"{source}: column '{name}' is {kind} but holds text: {_cells(bad, lines=lines)}; "
                               f"fix those cells, or pass --coerce (coerce=True) to read them as missing")
-        x = np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
-        finite = x[~np.isnan(x)]
-        whole = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
-        return kind or ("integer" if whole else "continuous"), x
+        return _numeric(np.array([np.nan if v is None else v for v in numbers], dtype=np.float64), kind)
     if present and (len(present) - len(bad)) / len(present) >= NUMERIC_SHARE:
         if not coerce:
             raise VaekitError(
                 f"{source}: column '{name}' holds numbers except for {len(bad)} cell(s): {_cells(bad, lines=lines)}. "
-                f"Fix those cells, leave them empty to mark them missing, pass --coerce (coerce=True) to read them as missing, "
-                f"or --categorical {name} (categorical=[...]) to read the column as categories")
+                f"Fix those cells, leave them empty to mark them missing, pass --coerce (coerce=True) to read them "
+                f"as missing, or --categorical {name} (categorical=[...]) to read the column as categories")
         warnings.warn(f"{source}: column '{name}': read {len(bad)} non-numeric cell(s) as missing (--coerce): "
                       f"{_cells(bad, lines=lines)}", VaekitWarning, stacklevel=3)
-        x = np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
-        finite = x[~np.isnan(x)]
-        return ("integer" if len(finite) and np.all(finite == np.round(finite)) else "continuous"), x
+        return _numeric(np.array([np.nan if v is None else v for v in numbers], dtype=np.float64), None)
     if present and {c.lower() for c in present} <= _BOOLEAN:
         return "boolean", np.array([c.lower() if c else None for c in cells], dtype=object)
     if present and all(any(ch in c for ch in "-/:") for c in present):
-        parsed = pd.to_datetime(pd.Series(present), errors="coerce", format="mixed")
-        if not parsed.isna().any():
-            return "datetime", _seconds(pd.Series(text), name, source, lines)
+        parsed = pd.to_datetime(pd.Series(text), errors="coerce", format="mixed")
+        if parsed.notna().sum() == len(present):  # every present cell is a date or time
+            return "datetime", _seconds(parsed)
     if len(present) > 20 and len(set(present)) >= ID_SHARE * len(present):
         return "id", text
     return "categorical", text
 
 
-def _seconds(series, name: str = "", source="", lines: bool = False) -> np.ndarray:
-    """Dates and times as float64 seconds since 1970-01-01 (NaN missing): a number the models can scale."""
+def _seconds(parsed) -> np.ndarray:
+    """Parsed dates and times (a datetime64 Series) as float64 seconds since 1970-01-01 (a zoned time by its
+    wall clock), NaN missing: a number the models can scale."""
     import pandas as pd
 
-    parsed = series if pd.api.types.is_datetime64_any_dtype(series.dtype) else \
-        pd.to_datetime(series, errors="coerce", format="mixed")
-    bad = [(i, v) for i, (v, p) in enumerate(zip(series.tolist(), parsed.tolist())) if not _missing_value(v) and pd.isna(p)]
-    if bad:
-        raise VaekitError(f"{source}: column '{name}' is datetime but holds {_cells(bad, lines=lines)}, which are "
-                          f"not dates or times")
-    stamps = parsed.dt.tz_localize(None) if getattr(parsed.dt, "tz", None) is not None else parsed
-    out = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
-    return out
+    stamps = parsed.dt.tz_localize(None) if parsed.dt.tz is not None else parsed
+    return (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def read_metadata(path) -> dict[str, str]:
@@ -218,10 +218,9 @@ def read_csv(path, label_column: str | None = None, coerce: bool = False,
              categorical: tuple[str, ...] | list[str] = (), types: dict | None = None) -> Table:
     """A CSV with a header row, read by pandas as text and typed column by column (infer_column); a row
     with fewer cells than the header has its last cells empty (as spreadsheets write them), one with more is
-    refused;
-    label_column (if given) is split off as the table's label, as read. coerce: read the stray non-numeric
-    cells of an otherwise numeric column as missing (with a warning) instead of refusing them; categorical
-    (column names) and types (column -> type) override the inferred types."""
+    refused. label_column (if given) is split off as the table's label, as read. coerce: read the stray
+    non-numeric cells of an otherwise numeric column as missing (with a warning) instead of refusing them;
+    categorical (column names) and types (column -> type) override the inferred types."""
     import pandas as pd
 
     path = Path(path)
@@ -239,13 +238,19 @@ def read_csv(path, label_column: str | None = None, coerce: bool = False,
                           f"that contain commas)") from None
     if len(df) == 0:
         raise VaekitError(f"{path} has no data rows: expected a header line and at least one row")
+    df.columns = [str(c).strip() for c in df.columns]
+    return _typed(df, path, label_column, coerce, categorical, types, lines=True)
+
+
+def _typed(df, path: Path, label_column, coerce, categorical, types, lines: bool = False) -> Table:
+    """A DataFrame read from path as a table, with the columns named by --categorical (checked) and the
+    metadata's types forced."""
     unknown = [c for c in categorical if c not in df.columns]
     if unknown:
         raise VaekitError(f"--categorical names column(s) {unknown} that {path} does not have; its columns are "
                           f"{list(df.columns)}")
-    df.columns = [str(c).strip() for c in df.columns]
     return Table.from_frame(df, label_column, coerce, {**{c: "categorical" for c in categorical}, **(types or {})},
-                            source=str(path), lines=True)
+                            source=str(path), lines=lines)
 
 
 def read_table(path, label_column: str | None = None, coerce: bool = False,
@@ -284,8 +289,7 @@ def _read_parquet(path: Path, label_column, coerce, categorical, types) -> Table
         raise VaekitError(f"reading {path} needs pyarrow: pip install pyarrow, or save the table as CSV") from None
     except (OSError, ValueError) as e:
         raise VaekitError(f"cannot read {path} as Parquet ({e}); save it again") from None
-    return Table.from_frame(df, label_column, coerce, {**{c: "categorical" for c in categorical}, **(types or {})},
-                            source=str(path))
+    return _typed(df, path, label_column, coerce, categorical, types)
 
 
 @dataclass
@@ -372,8 +376,7 @@ class TableSchema:
                 block = np.stack([strings == c for c in cats], axis=1)
                 if (new := ~block.any(1)).any():
                     values = sorted({str(v) for v in strings[new]})
-                    unseen.append(f"'{name}': {', '.join(repr(v) for v in values[:5])}"
-                                  f"{f' and {len(values) - 5} more' if len(values) > 5 else ''} "
+                    unseen.append(f"'{name}': {listed(map(repr, values), 5)} "
                                   f"({int(new.sum())} rows, first: row {int(table.rows[new][0])})")
                 parts.append(block.astype(np.float64))
         if unseen:

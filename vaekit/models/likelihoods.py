@@ -1,8 +1,9 @@
 """Observation models p(x|z): decoder outputs -> a torch distribution over one whole example.
 
 A likelihood owns its parameter layout: `param_shape` is the shape of the decoder output it reads for one
-example, so a decoder is built from it and never from the data's shape alone. Each likelihood has two faces: calling it returns a `Distribution` (sampling, means, the public
-API), and `nll(params, x)` returns -log p(x|z) per example, (...,), by the shortest arithmetic.
+example, so a decoder is built from it and never from the data's shape alone. Each likelihood has two
+faces: calling it returns a `Distribution` (sampling, means, the public API), and `nll(params, x)` returns
+-log p(x|z) per example, (...,), by the shortest arithmetic.
 Training calls only `nll`; a test checks that both faces agree.
 """
 from __future__ import annotations

@@ -37,15 +37,30 @@ def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any
 
 
 def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    return _load(path, tensors=True)
+
+
+def load_metadata(path) -> dict[str, Any]:
+    """A checkpoint's metadata from its header alone; safetensors checks that the header covers the file, so
+    a truncated file is refused here as it is by load_tensors."""
+    return _load(path, tensors=False)[1]
+
+
+def _load(path, tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise VaekitError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-        return load_file(str(path)), meta
+        return (load_file(str(path)) if tensors else {}), meta
     except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise VaekitError(f"{path} is not a readable vaekit checkpoint ({e}); it may be damaged") from None
+
+
+def module_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The module's weights inside a resume state, whose keys are 'model.<name>' beside the optimiser's."""
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -290,8 +290,7 @@ class Trainer:
                 f"nothing to resume in {self.run_dir}: it has no {STATE_FILE}; train without --resume"
             )
         tensors, meta = ckpt.load_tensors(self.run_dir / STATE_FILE)
-        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        ckpt.load_module_weights(self.module, model, str(self.run_dir / STATE_FILE))
+        ckpt.load_module_weights(self.module, ckpt.module_tensors(tensors), str(self.run_dir / STATE_FILE))
         ckpt.optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng.torch"])
         self.shuffle_rng.set_state(tensors["rng.shuffle"].to(self.shuffle_rng.get_state().device))
