@@ -186,3 +186,23 @@ def test_messages_give_file_lines_only_for_tables_read_from_files():
     schema = TableSchema.fit(Table.from_frame(pd.DataFrame({"a": range(20), "c": ["x", "y"] * 10})))
     with pytest.raises(VaekitError, match=r"holds text here: row 1 'seven'; fix"):
         schema.transform(Table.from_frame(pd.DataFrame({"a": ["6", "seven"], "c": ["x", "y"]})))
+
+
+def test_the_schema_not_the_new_rows_decides_which_columns_are_modelled():
+    """Ten new rows all look like identifiers; a fitted identifier may look like a category in them."""
+    from vaekit.data.tables import Table
+
+    df = _every_type()
+    df["code"] = np.random.default_rng(1).choice(["K1", "K2"], len(df))
+    fitted = Table.from_frame(df.dropna(), types={"zip": "categorical"})
+    schema = TableSchema.fit(fitted)
+    assert schema.identifiers == ["customer"] and "code" in schema.categorical
+    few = df.dropna().head(10).copy()  # ten rows: read alone, their identifiers look like a category
+    few["customer"] = few["customer"].astype(object)
+    few.iloc[3, few.columns.get_loc("customer")] = None  # an identifier is not modelled: a gap there is fine
+    assert schema.transform(Table.from_frame(few, types={"zip": "categorical"})).shape[0] == 10
+    new = df.dropna().head(30).copy()
+    new["code"] = [f"new-{i}" for i in range(30)]  # 30 distinct values: read alone, an identifier
+    new.iloc[5, new.columns.get_loc("code")] = None
+    with pytest.raises(VaekitError, match=r"1 rows have missing values \(first rows: \[5\]; columns: code \(1\)\)"):
+        schema.transform(Table.from_frame(new, types={"zip": "categorical"}))

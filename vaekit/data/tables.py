@@ -352,8 +352,10 @@ class TableSchema:
         return groups
 
     def transform(self, table: Table) -> np.ndarray:
-        """Model features (rows, features) float32, after checking the columns and missing values."""
-        check_missing(table)
+        """Model features (rows, features) float32, after checking the columns and missing values. Which columns
+        count is the schema's to say, not the types inferred for the new rows: a few rows can look like an
+        identifier (all distinct) where training saw a category, or the other way round."""
+        check_missing(table, [c for c in self.order if c in self.numeric or c in self.categorical])
         given = dict(zip(table.columns, table.values))
         missing = [c for c in self.order if c not in given and c not in self.identifiers]
         if missing:
@@ -399,17 +401,21 @@ def _category(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def missing_rows(table: Table) -> tuple[np.ndarray, dict[str, int]]:
-    """(positions of the rows with a missing value, count of missing values per column)."""
-    masks = {n: (np.isnan(v) if v.dtype != object else np.array([c is None for c in v]))
-             for n, v in zip(table.columns, table.values) if table.types.get(n) != "id"}  # ids are not modelled
+def missing_rows(table: Table, columns: list[str] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """(positions of the rows with a missing value, count of missing values per column), over columns
+    (default: every column but the identifiers, which are not modelled)."""
+    if columns is None:
+        columns = [n for n in table.columns if table.types.get(n) != "id"]
+    given = dict(zip(table.columns, table.values))
+    masks = {n: (np.isnan(given[n]) if given[n].dtype != object else np.array([c is None for c in given[n]]))
+             for n in columns if n in given}
     per_col = {n: int(m.sum()) for n, m in masks.items() if m.any()}
     rows = np.flatnonzero(np.any(np.stack(list(masks.values())), axis=0)) if masks else np.array([], int)
     return rows, per_col
 
 
-def check_missing(table: Table) -> None:
-    rows, per_col = missing_rows(table)
+def check_missing(table: Table, columns: list[str] | None = None) -> None:
+    rows, per_col = missing_rows(table, columns)
     if len(rows):
         cols = ", ".join(f"{c} ({n})" for c, n in per_col.items())
         raise VaekitError(f"{len(rows)} rows have missing values (first rows: {table.rows[rows[:5]].tolist()}; "
