@@ -381,7 +381,9 @@ def test_version_models_and_defaults_in_help(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("images and arrays")
-    assert [line.split()[0] for line in lines[1:]] == list(MODELS)
+    groups = [line for line in lines if not line.startswith(" ")]
+    assert groups == [f"{m}:" for m in dict.fromkeys(s.modality for s in MODELS.values())]
+    assert [line.split()[0] for line in lines if line.startswith(" ")] == list(MODELS)
     for path, parser in _parsers(build_parser()):
         for action in parser._actions:
             if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):

@@ -5,6 +5,9 @@ import pytest
 import vaekit
 from vaekit.estimators import estimator_for
 from vaekit.models import MODELS
+from vaekit.models.registry import IMAGES_AND_ARRAYS
+
+IMAGE_MODELS = sorted(n for n, s in MODELS.items() if s.modality == IMAGES_AND_ARRAYS)
 
 TINY = dict(latent_dim=3, hidden=(32,), conv_channels=(8, 16), epochs=3, batch_size=64, random_state=0)
 
@@ -15,7 +18,7 @@ def data(mnist_small):
     return xtr[:512], xte[:64]
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_contract(name, data, tmp_path):
     xtr, xte = data
     model = estimator_for(name, **TINY, **({"k_sparse": 2} if name == "k-sparse-ae" else {})).fit(xtr)
@@ -72,7 +75,7 @@ def test_the_decoder_is_built_from_the_likelihoods_parameter_layout():
     from vaekit.models import build_module
     from vaekit.models.networks import Decoder
 
-    for name in MODELS:
+    for name in IMAGE_MODELS:
         module = build_module(name, MODELS[name].config(latent_dim=3, hidden=(8,)), (1, 28, 28))
         if hasattr(module, "likelihood"):  # the split-brain AE has one per half
             assert module.decoder.out_shape == module.likelihood.param_shape == (1, 28, 28), name

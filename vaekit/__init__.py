@@ -2,7 +2,8 @@
 from .errors import VaekitError, VaekitWarning
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "LatentModel", "VaekitError", "VaekitWarning", "estimator_for", "load", "__version__"]
+__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "VaekitError", "VaekitWarning", "estimator_for", "load",
+           "__version__"]
 _ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
 
 
@@ -12,4 +13,8 @@ def __getattr__(name: str):
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "TabularVAE":
+        from .synthesis.synthesizer import TabularVAE
+
+        return TabularVAE
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")

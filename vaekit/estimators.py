@@ -18,7 +18,7 @@ from .data.files import refuse_sparse
 from .errors import VaekitError, check_count
 from .latent import interpolate_codes
 from .models import get_spec, noise
-from .runs import encode_means, fit_module, load_module, repeatable_kernels, write_config
+from .runs import encode_means, fit_module, load_module, read_config, repeatable_kernels, write_config
 from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
 _MODEL_FIELDS = [f for f in ModelConfig.__dataclass_fields__]
@@ -224,9 +224,11 @@ def seed_of(random_state) -> int:
     return 0 if random_state is None else int(random_state)
 
 
-def estimator_class(spec) -> type[LatentModel]:
-    """The estimator class a registry entry names."""
-    return globals()[spec.estimator]
+def estimator_class(spec) -> type:
+    """The estimator class a registry entry names (vaekit.VAE, vaekit.TabularVAE, ...)."""
+    import vaekit
+
+    return getattr(vaekit, spec.estimator)
 
 
 def estimator_for(model_name: str, **params) -> LatentModel:
@@ -239,10 +241,13 @@ def load(directory, device: str = "auto") -> LatentModel:
     """Load a saved model or run folder. Reads JSON and safetensors only: no code runs.
 
     device: 'auto' puts it where fit() would train it (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'.
+    A model of another modality comes back as its own estimator (a table's as vaekit.TabularVAE).
     """
+    cls = estimator_class(get_spec(read_config(directory).get("model")))
+    if hasattr(cls, "load_folder"):
+        return cls.load_folder(directory, device)
     doc, module, history = load_module(directory, device)
     spec = get_spec(doc["model"])
-    cls = estimator_class(spec)
     saved = {**doc["model_config"], **doc.get("train_config", {})}
     params = {k: v for k, v in saved.items() if k in cls().get_params() and k != "model"}
     if "seed" in saved:

@@ -29,23 +29,25 @@ LAYERWISE_FILE = "layerwise.json"  # the losses of greedy layer-wise pretraining
 FORMAT_VERSION = 1
 
 
-def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x: torch.Tensor,
-               x_val: torch.Tensor | None = None, run_dir=None, resume: bool = False, verbose: bool = False,
-               user_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, list[dict]]:
+def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=None, run_dir=None,
+               resume: bool = False, verbose: bool = False, user_shape: tuple[int, ...] | None = None,
+               likelihood: nn.Module | None = None, artefacts: dict | None = None) -> tuple[nn.Module, list[dict]]:
     """Build model_name with mcfg, train it on x (N, *shape) and, with run_dir, keep the run there.
 
-    Returns (the fitted module, in eval mode; the history). uint8 data are pixels in [0, 255].
+    x: a tensor (uint8 data are pixels in [0, 255]), data.DiskRows read from disk batch by batch, or any
+    modality's data.Batches with a .shape; likelihood: the one that modality assembled for it; artefacts: the
+    files it adds to the run folder, for the manifest. Returns (the fitted module, in eval mode; the history).
     """
-    shape = tuple(x.shape[1:])  # x: a tensor, or data.DiskRows for data read from disk batch by batch
+    shape = tuple(x.shape[1:])
     if mcfg.likelihood == "bernoulli":
         require_unit_interval(x, model_name)
     torch.manual_seed(tcfg.seed)
-    module = build_module(model_name, mcfg, shape)
+    module = build_module(model_name, mcfg, shape, likelihood)
     if hasattr(module, "init_from_data"):
         module.init_from_data(x, torch.Generator().manual_seed(tcfg.seed))
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
     if run_dir is not None and is_main:
-        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True)
+        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True, artefacts=artefacts)
     if tcfg.layerwise_epochs and not resume:
         from .stacked import greedy_pretrain
 
@@ -94,15 +96,15 @@ def require_unit_interval(x, owner: str) -> None:
 
 
 def write_config(directory, model_name: str, input_shape, user_shape, mcfg: ModelConfig, tcfg: TrainConfig,
-                 run: bool = False) -> None:
+                 run: bool = False, artefacts: dict | None = None) -> None:
     """config.json of a run (run=True) or saved model: what it is and how it was trained (keys it already
-    holds, like 'data', stay), and the folder's manifest."""
+    holds, like 'data', stay), and the folder's manifest (with the modality's own artefacts, if any)."""
     path = Path(directory) / CONFIG_FILE
     doc = read_json(path) if path.is_file() else {}
     doc.update({"format": FORMAT_VERSION, "model": model_name, "input_shape": list(input_shape),
                 "user_shape": list(user_shape), "model_config": to_dict(mcfg), "train_config": to_dict(tcfg)})
     atomic_write_json(path, doc)
-    artefacts = {"config": CONFIG_FILE, "weights": WEIGHTS_FILE}
+    artefacts = {"config": CONFIG_FILE, "weights": WEIGHTS_FILE, **(artefacts or {})}
     if run:
         artefacts.update(history=HISTORY_FILE, resume_state=STATE_FILE)
     write_manifest(directory, "model", get_spec(model_name).modality, artefacts)

@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from ..errors import VaekitError, VaekitWarning
-from . import anomaly, demo, evaluate, finetune, models, train, views
+from . import anomaly, demo, evaluate, finetune, models, tabular, train, views
 from .options import Parser
 
 
@@ -17,6 +17,7 @@ def _commands():
         "evaluate": (evaluate.HELP, evaluate.add_arguments, evaluate.run),
         "finetune": (finetune.HELP, finetune.add_arguments, finetune.run),
         "anomaly": (anomaly.HELP, anomaly.add_arguments, anomaly.run),
+        "tabular": (tabular.HELP, tabular.add_arguments, tabular.run),
         "demo": (demo.HELP, demo.add_arguments, demo.run),
     }
     return cmds

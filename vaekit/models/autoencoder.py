@@ -14,7 +14,7 @@ from torch.distributions import Distribution, MultivariateNormal
 
 from ..config import ModelConfig
 from ..errors import VaekitError
-from .likelihoods import LIKELIHOODS
+from .likelihoods import build_likelihood
 from .networks import Decoder, Encoder
 from .regularizers import (LATENT_ACTIVATIONS, contractive_closed_form, contractive_exact, corrupt,
                            embedding_penalty, init_weights, keep_top_k, neighbour_targets, sparsity_penalty)
@@ -70,7 +70,7 @@ class AutoencoderModule(CodePrior):
     def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
         super().__init__(cfg.latent_dim)
         self.cfg, self.shape = cfg, tuple(shape)
-        self.likelihood = LIKELIHOODS[cfg.likelihood](self.shape)
+        self.likelihood = build_likelihood(cfg.likelihood, self.shape)
         self.encoder = Encoder(cfg, self.shape, cfg.latent_dim)
         self.decoder = Decoder(cfg, self.shape, self.likelihood.param_shape)
         init_weights(self, cfg.init)
@@ -154,7 +154,7 @@ class SplitBrainModule(CodePrior):
         s1, s2, self.axis = split_shapes(self.shape)
         self.cut = s1[self.axis - 1]
         half, rest = cfg.latent_dim // 2, cfg.latent_dim - cfg.latent_dim // 2
-        self.lik1, self.lik2 = LIKELIHOODS[cfg.likelihood](s1), LIKELIHOODS[cfg.likelihood](s2)
+        self.lik1, self.lik2 = build_likelihood(cfg.likelihood, s1), build_likelihood(cfg.likelihood, s2)
         self.enc1, self.dec1 = Encoder(cfg, s1, half), Decoder(cfg, s2, self.lik2.param_shape, in_features=half)
         self.enc2, self.dec2 = Encoder(cfg, s2, rest), Decoder(cfg, s1, self.lik1.param_shape, in_features=rest)
         self.half = half

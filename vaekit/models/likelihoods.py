@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
+from ..errors import VaekitError
+
+
 def full_precision(t: torch.Tensor) -> torch.Tensor:
     """bf16 / fp16 (from autocast) to float32; float32 and float64 pass through untouched."""
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
@@ -133,4 +136,98 @@ class SquaredErrorLikelihood(nn.Module):
         return (0.5 * (x - full_precision(mean)).square() + HALF_LOG_2PI).flatten(-self.event_dims).sum(-1)
 
 
-LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood, "mse": SquaredErrorLikelihood}
+
+class TableDistribution:
+    """p(row | z) of the table likelihood: one categorical per block, one Gaussian per scalar (its value counts
+    where the block's code is a mode with an offset). sample() and mean are in the model's feature layout."""
+
+    def __init__(self, likelihood: TableLikelihood, params: torch.Tensor):
+        self.lik, self.params = likelihood, full_precision(params)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Each block's probabilities, then each scalar's mean."""
+        c = self.lik.n_codes
+        probs = [self.params[..., a:b].softmax(-1) for a, b in self.lik.slices]
+        return torch.cat([*probs, self.params[..., c:]], -1)
+
+    @torch.no_grad()
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One row per parameter set: a code drawn in each block (one-hot), and each scalar drawn."""
+        c, p = self.lik.n_codes, self.params
+        u = torch.rand(p.shape, generator=generator, device=p.device).clamp_(1e-12, 1 - 1e-7)
+        gumbel = p[..., :c] - torch.log(-torch.log(u[..., :c]))  # Gumbel-max draws each block's code
+        onehot = (gumbel == self.lik.block_max(gumbel)[1]).to(p.dtype)
+        eps = torch.randn(p[..., c:].shape, generator=generator, device=p.device)
+        return torch.cat([onehot, p[..., c:] + eps * self.lik.log_scale.exp()], -1)
+
+
+class TableLikelihood(nn.Module):
+    """A table's mixed likelihood, assembled from its encoding's column groups (data.table_encoding): a
+    categorical over each column's codes (categories, point values, modes, 'missing') and a Gaussian with a
+    learned scale over each numeric column's offset inside its mode, counted only where the code is a mode.
+
+    param_shape: one logit per code, then one mean per scalar. Data are in the same layout (one-hot blocks,
+    then scalars), so -log p(x|z) is a sum of cross-entropies and masked Gaussian terms.
+    """
+
+    def __init__(self, blocks: list[int] | tuple[int, ...], scalar_codes: list[list[int]]):
+        super().__init__()
+        bounds = [0, *torch.tensor(list(blocks)).cumsum(0).tolist()]
+        self.slices = list(zip(bounds[:-1], bounds[1:]))
+        self.n_codes = bounds[-1]
+        n_scalars = len(scalar_codes)
+        self.param_shape = (self.n_codes + n_scalars,)
+        mask = torch.zeros(self.n_codes, n_scalars)  # code -> the scalar it carries
+        for s, codes in enumerate(scalar_codes):
+            mask[codes, s] = 1.0
+        self.register_buffer("scalar_mask", mask, persistent=False)
+        block_of = torch.repeat_interleave(torch.arange(len(self.slices)), torch.tensor(list(blocks), dtype=torch.long))
+        self.register_buffer("block_of", block_of, persistent=False)  # code -> its block
+        self.register_buffer("block_sum", F.one_hot(block_of, len(self.slices)).float(), persistent=False)
+        self.log_scale = nn.Parameter(torch.full((n_scalars,), math.log(0.1)))
+
+    def block_max(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each block's largest value, (..., blocks), and the same spread over the block's codes, (..., codes)."""
+        index = self.block_of.expand(values.shape)
+        top = values.new_full((*values.shape[:-1], len(self.slices)), -math.inf)
+        top = top.scatter_reduce(-1, index, values, "amax")
+        return top, top.gather(-1, index)
+
+    @classmethod
+    def of(cls, encoding) -> TableLikelihood:
+        return cls(encoding.blocks, encoding.scalar_codes)
+
+    def forward(self, params: torch.Tensor) -> TableDistribution:
+        return TableDistribution(self, params)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z), (...,): params (..., n_params) against rows x (B, n_params) in the feature layout."""
+        params, c = full_precision(params), self.n_codes
+        onehot, logits = x[..., :c], params[..., :c]
+        # every block's log-sum-exp at once: shift by the block's max, sum each block by one matrix product
+        shift, shift_per_code = self.block_max(logits.detach())
+        lse = ((logits - shift_per_code).exp() @ self.block_sum).log() + shift
+        out = lse.sum(-1) - (logits * onehot).sum(-1)
+        if c < x.shape[-1]:
+            log_scale = self.log_scale.clamp(min=MIN_LOG_SCALE)
+            per = 0.5 * ((x[..., c:] - params[..., c:]) * torch.exp(-log_scale)).square() + log_scale + HALF_LOG_2PI
+            out = out + (per * (onehot @ self.scalar_mask)).sum(-1)
+        return out
+
+
+# name -> likelihood built from the data's shape; "table" is built by the tables modality from its fitted
+# encoding (TableLikelihood.of) and handed to the model
+LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood, "mse": SquaredErrorLikelihood,
+               "table": TableLikelihood}
+
+
+def build_likelihood(name: str, shape: tuple[int, ...], given: nn.Module | None = None) -> nn.Module:
+    """The likelihood a model of data of this shape uses: given (one a modality assembled), or LIKELIHOODS[name]
+    built from the shape."""
+    if given is not None:
+        return given
+    if name == "table":
+        raise VaekitError("the 'table' likelihood is assembled from a fitted table encoding, not from a shape: "
+                          "train tables with vaekit.TabularVAE or 'vaekit tabular fit'")
+    return LIKELIHOODS[name](shape)

@@ -13,6 +13,7 @@ from .vae import VAEModule
 
 
 IMAGES_AND_ARRAYS = "images and arrays (any (N, D) or (N, C, H, W) data)"
+TABLES = "tables (pandas DataFrames, CSV, Parquet: mixed column types, missing values)"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ModelSpec:
     # defaults that follow other options unless given: name -> f(the options so far) -> value
     derived: dict[str, Callable[[dict], Any]] = field(default_factory=dict)
     modality: str = IMAGES_AND_ARRAYS  # the data the model takes: `vaekit models` groups by it
+    trained_by: str = ""  # the estimator class, where it is not the one the module declares
 
     @property
     def variational(self) -> bool:
@@ -31,8 +33,9 @@ class ModelSpec:
 
     @property
     def estimator(self) -> str:
-        """The name of the vaekit estimator class that trains this entry (its module declares it)."""
-        return self.module.estimator
+        """The name of the vaekit estimator class that trains this entry (its module declares it, unless the
+        entry names another: the VAE module trained on tables by TabularVAE)."""
+        return self.trained_by or self.module.estimator
 
     def values(self, **overrides) -> dict[str, Any]:
         """The options of this model: its defaults, the overrides, then the derived defaults not overridden."""
@@ -94,6 +97,11 @@ MODELS: dict[str, ModelSpec] = {
                   {"neighbours": 10}),
         ModelSpec("split-brain-ae", SplitBrainModule,
                   "split-brain autoencoder: each half of the input predicts the other (Zhang et al. 2017)"),
+        ModelSpec("tabular-vae", VAEModule,
+                  "VAE for synthetic tables: mode-specific normalisation, a mixed-type likelihood, a latent mixture "
+                  "for (conditional) sampling",
+                  {"likelihood": "table", "latent_dim": 32, "hidden": (256, 256)}, modality=TABLES,
+                  trained_by="TabularVAE"),
     )
 }
 
@@ -104,5 +112,9 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_module(name: str, cfg: ModelConfig, shape: tuple[int, ...]) -> nn.Module:
-    return get_spec(name).module(cfg.validate(), shape)
+def build_module(name: str, cfg: ModelConfig, shape: tuple[int, ...], likelihood: nn.Module | None = None) -> nn.Module:
+    """The module of a registry entry for data of this shape; likelihood: one the data's modality assembled
+    (a table's, from its fitted encoding) instead of cfg.likelihood built from the shape."""
+    if likelihood is None:
+        return get_spec(name).module(cfg.validate(), shape)
+    return get_spec(name).module(cfg.validate(), shape, likelihood=likelihood)

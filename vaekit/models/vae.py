@@ -20,7 +20,7 @@ from ..config import ModelConfig
 from . import noise
 from .fused import textbook_layers, textbook_loss, textbook_loss_and_grads
 from ..errors import VaekitError
-from .likelihoods import LIKELIHOODS, full_precision
+from .likelihoods import build_likelihood, full_precision
 from .networks import DenseNet, Decoder, Encoder
 from .regularizers import corrupt, init_weights
 from .priors import (LearnedPrior, gaussian_log_prob, gaussian_log_prob_from_eps, kl_to_standard_normal,
@@ -37,11 +37,11 @@ class VAEModule(nn.Module):
     estimator = "VAE"  # the vaekit estimator class that trains it (registry entries read it)
     variational = True
 
-    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...]):
+    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], likelihood: nn.Module | None = None):
         super().__init__()
         self.cfg, self.shape = cfg, tuple(shape)
         self.sizes = (*cfg.stochastic_layers, cfg.latent_dim)  # z_1 ... z_L
-        self.likelihood = LIKELIHOODS[cfg.likelihood](self.shape)
+        self.likelihood = build_likelihood(cfg.likelihood, self.shape, likelihood)  # given by a modality, or built
         self.encoder = Encoder(cfg, self.shape, 2 * self.sizes[0])  # mu and log-variance from one layer
         self.decoder = Decoder(cfg, self.shape, self.likelihood.param_shape, in_features=self.sizes[0])
         pairs = list(zip(self.sizes, self.sizes[1:]))

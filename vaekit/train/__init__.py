@@ -1,4 +1,5 @@
 """Training: the loop, checkpoints and resume."""
-from .trainer import HISTORY_FILE, STATE_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
+from ..data.batches import to_unit_float
+from .trainer import HISTORY_FILE, STATE_FILE, WEIGHTS_FILE, Trainer, resolve_device
 
 __all__ = ["HISTORY_FILE", "STATE_FILE", "WEIGHTS_FILE", "Trainer", "resolve_device", "to_unit_float"]

@@ -1,7 +1,9 @@
-"""The training loop: minibatches sliced from tensors already in memory (or on the GPU).
+"""The training loop over any modality: its data are a data.Batches, which gives the loss's arguments for a
+set of rows, so the loop never looks inside a batch.
 
-Indexing a tensor with a permutation costs one gather per batch; a DataLoader over a TensorDataset
-calls __getitem__ once per example and collates, which is most of the gap to the matmul floor.
+Batches are gathered from tensors already in memory (or on the GPU) by a permutation, one gather per batch;
+a DataLoader over a TensorDataset calls __getitem__ once per example and collates, which is most of the gap
+to the matmul floor.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from torch import nn
 from ..config import TrainConfig, to_dict
 from ..errors import VaekitError
 from ..io import atomic_write_json
-from ..models import noise
+from ..data.batches import Batches, as_batches
 from . import checkpoint as ckpt
 from .distributed import Distributed
 from ..malloc import keep_freed_memory, release_free_memory
@@ -38,11 +40,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def to_unit_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] become float32 in [0, 1]; float data pass through."""
-    return x.float().div_(255) if x.dtype == torch.uint8 else x
-
-
 def _term_sums(out: dict[str, torch.Tensor]) -> torch.Tensor:
     """Batch sums of each per-example loss term, (n_terms,); stays on the device (no host sync)."""
     return torch.stack(list(out.values())).detach().sum(1)
@@ -58,7 +55,7 @@ class TrainState:
 
 
 class Trainer:
-    """Fits any module with .loss(x) -> {'loss': (B,), ...}; checkpoints into run_dir every epoch."""
+    """Fits any module with .loss(*batch) -> {'loss': (B,), ...}; checkpoints into run_dir every epoch."""
 
     def __init__(self, module: nn.Module, cfg: TrainConfig, run_dir: str | Path | None = None,
                  verbose: bool = True, on_step: Callable[[int, int], None] | None = None,
@@ -75,7 +72,7 @@ class Trainer:
         self.verbose = verbose and self.dist.is_main
         self.on_step = on_step  # (epoch, step) hook, used by tests to interrupt mid-epoch
         self.on_epoch_end = on_epoch_end  # (history row) hook, called after the checkpoint, outside the timing
-        self.monitor = monitor  # (module, unit-scaled data) -> extra history columns, e.g. active latent units
+        self.monitor = monitor  # (module, model inputs) -> extra history columns, e.g. active latent units
         self.autocast, self.scaler = precision_context(cfg.precision, self.device)
         self.optimizer = self._make_optimizer()
         self.shuffle_rng = torch.Generator(device=self.device)
@@ -95,16 +92,16 @@ class Trainer:
         return 1.0
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None, resume: bool = False,
-            targets: torch.Tensor | None = None) -> list[dict]:
-        """Train on x_train; with targets (one row per training example: labels, or what each example should
-        be reconstructed as), the module's loss is called as loss(x, target)."""
+    def fit(self, x_train: Batches | torch.Tensor, x_val: Batches | torch.Tensor | None = None,
+            resume: bool = False, targets: torch.Tensor | None = None) -> list[dict]:
+        """Train on x_train: a modality's data.Batches, or image / array rows (a tensor or data.DiskRows,
+        binarised if the config says so). With targets (one row per training example: labels, or what each
+        example should be reconstructed as), the module's loss is called as loss(x, target)."""
         c = self.cfg
         if len(x_train) == 0:
             raise VaekitError("the training split is empty; give at least one example")
-        x_train = self._on_device(x_train)
-        targets = None if targets is None else self._on_device(targets)
-        x_val = None if x_val is None or len(x_val) == 0 else self._on_device(x_val)
+        x_train = as_batches(x_train, targets, c.binarize).to(self.device)
+        x_val = None if x_val is None or len(x_val) == 0 else as_batches(x_val, None, c.binarize).to(self.device)
         keep_freed_memory()
         torch.manual_seed(c.seed)
         self.shuffle_rng.manual_seed(c.seed)
@@ -120,7 +117,7 @@ class Trainer:
                     self._announce_early_stop(bar)
                     break
                 t0 = time.perf_counter()
-                train_means = self._train_epoch(x_train, targets, epoch, steps, bar)
+                train_means = self._train_epoch(x_train, epoch, steps, bar)
                 row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_means.items()}}
                 if x_val is not None:
                     row.update({f"val_{k}": v for k, v in self.evaluate_losses(x_val).items()})
@@ -155,16 +152,15 @@ class Trainer:
         bar.write(f"early stopping after epoch {st.epoch}: no better validation loss for {epochs}; "
                   f"the weights of epoch {st.best_epoch} (loss {st.best_loss:.4f}) are kept")
 
-    def _train_epoch(self, x: torch.Tensor, targets, epoch: int, steps: int, bar) -> dict[str, float]:
+    def _train_epoch(self, data: Batches, epoch: int, steps: int, bar) -> dict[str, float]:
         c, module, opt, scaler = self.cfg, self.module, self.optimizer, self.scaler
         module.train()
-        perm = torch.randperm(len(x), generator=self.shuffle_rng, device=self.device)
+        perm = torch.randperm(len(data), generator=self.shuffle_rng, device=self.device)
         sums = None
         params = [p for g in opt.param_groups for p in g["params"]]
-        # a module that sets its own gradients skips autograd's engine (in one process without loss scaling or
-        # targets: DDP averages gradients through autograd's hooks, and the scaler scales the loss before backward)
-        direct = getattr(module, "loss_with_grads", None) \
-            if not self.dist.active and scaler is None and targets is None else None
+        # a module that sets its own gradients skips autograd's engine (in one process without loss scaling:
+        # DDP averages gradients through autograd's hooks, and the scaler scales the loss before backward)
+        direct = getattr(module, "loss_with_grads", None) if not self.dist.active and scaler is None else None
         for step in range(steps):
             if c.schedule != "constant":
                 for g in opt.param_groups:
@@ -175,12 +171,12 @@ class Trainer:
             # sum / (global batch / processes): DDP's average over processes is then the global batch mean
             per_example = len(idx) / self.dist.world_size
             with self.dist.shard(len(idx)) as mine, self.autocast():
-                xb = self.prepare(self._rows(x, idx[mine]))
-                out = direct(xb, 1 / per_example) if direct is not None else None  # grads set; None: no such path
+                args = data.batch(idx[mine])
+                # grads set; None: no such path (nor for a loss with more than the input)
+                out = direct(*args, 1 / per_example) if direct is not None and len(args) == 1 else None
                 set_grads = out is not None
                 if not set_grads:
-                    out = (self.loss_fn(xb) if targets is None  # per-example terms, each (B,)
-                           else self.loss_fn(xb, to_unit_float(self._rows(targets, idx[mine]))))
+                    out = self.loss_fn(*args)  # per-example terms, each (B,)
             if not set_grads:
                 opt.zero_grad(set_to_none=True)
                 loss = out["loss"].sum() / per_example
@@ -202,35 +198,21 @@ class Trainer:
                 bar.update(step % 20 + 1)
             if self.on_step is not None:
                 self.on_step(epoch, step)
-        return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(x)).tolist()))
-
-    def _on_device(self, x):
-        """Tensors move to the device once; on-disk rows (data.DiskRows) are read batch by batch."""
-        return x.to(self.device) if isinstance(x, torch.Tensor) else x
-
-    def _rows(self, x, idx) -> torch.Tensor:
-        """Rows idx (a slice or an index tensor) of the data, as a tensor on the device."""
-        if isinstance(x, torch.Tensor):
-            return x[idx] if isinstance(idx, slice) else x.index_select(0, idx)
-        rows = x[idx if isinstance(idx, slice) else idx.cpu().numpy()]
-        return torch.from_numpy(rows).to(self.device, non_blocking=True)
-
-    def prepare(self, xb: torch.Tensor) -> torch.Tensor:
-        xb = to_unit_float(xb)
-        return (noise.rand(xb.shape, 0, xb) < xb).to(xb.dtype) if self.cfg.binarize else xb
+        return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(data)).tolist()))
 
     @torch.no_grad()
-    def evaluate_losses(self, x: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
+    def evaluate_losses(self, x: Batches | torch.Tensor, batch_size: int = 500) -> dict[str, float]:
         """Mean of each per-example loss term over x, in eval mode (each process takes its rows)."""
         was_training, kl_scale = self.module.training, getattr(self.module, "kl_scale", None)
         self.module.eval()
         if kl_scale is not None:
             self.module.kl_scale = 1.0  # validation scores the true bound, also during KL warm-up
+        x = as_batches(x, None, self.cfg.binarize).to(self.device)
         sums = None
         for i in range(0, len(x), batch_size):
-            xb = self._rows(x, slice(i, i + batch_size))
-            with self.dist.shard(len(xb)) as mine, self.autocast():
-                out = self.module.loss(self.prepare(xb[mine]))
+            n = min(batch_size, len(x) - i)
+            with self.dist.shard(n) as mine, self.autocast():
+                out = self.module.loss(*x.batch(slice(i + mine.start, i + mine.stop)))
             s = _term_sums(out)
             sums = s if sums is None else sums + s
         self.module.train(was_training)
@@ -239,10 +221,10 @@ class Trainer:
         return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(x)).tolist()))
 
     @torch.no_grad()
-    def _monitor(self, x: torch.Tensor, n: int = 2000) -> dict:
+    def _monitor(self, data: Batches, n: int = 2000) -> dict:
         was_training = self.module.training
         self.module.eval()
-        out = self.monitor(self.module, to_unit_float(self._rows(x, slice(0, n))))
+        out = self.monitor(self.module, data.inputs(slice(0, min(n, len(data)))))
         self.module.train(was_training)
         return out
 

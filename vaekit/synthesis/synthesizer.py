@@ -1,0 +1,275 @@
+"""`TabularVAE`: synthetic tables from a VAE, in SDV's shape (fit a DataFrame, sample rows, save and load).
+
+The network is the registry's `tabular-vae` entry (the shared VAE module with the table likelihood), trained
+by the shared trainer on the table's codes (data.table_encoding). Two things make its samples follow the data
+more closely than a VAE sampled from its N(0, I) prior:
+
+- samples are drawn from a Gaussian mixture fitted to the aggregate posterior, one code z ~ q(z|x) per
+  training row ("ex-post density estimation", Ghosh et al., "From Variational to Deterministic Autoencoders",
+  ICLR 2020): the prior's regions that no row encodes to decode to rows that no table holds;
+- a condition (income='>50K') is met inside the model, not by rejecting rows: the mixture's components are
+  reweighted by how often the training rows they hold have that value, p(k | value) ~ p(k) p(value | k),
+  codes are drawn from them, and the conditioned column's code is fixed in the decoder's output. The other
+  columns follow the rows of that class because the codes come from where those rows encode.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from ..config import TrainConfig, from_dict
+from ..data.table_encoding import TableBatches, TableEncoding
+from ..data.tables import Table, read_table
+from ..errors import VaekitError, check_count
+from ..io import atomic_write_json, read_json
+from ..models import build_module, get_spec
+from ..models.likelihoods import TableLikelihood
+from ..runs import CONFIG_FILE, fit_module, read_config, write_config
+from ..train import HISTORY_FILE, WEIGHTS_FILE, resolve_device
+from ..train import checkpoint as ckpt
+from ..config import ModelConfig
+
+ENCODING_FILE = "encoding.json"
+PRIOR_FILE = "latent-prior.safetensors"
+SAMPLE_CHUNK = 20_000  # rows decoded at a time
+CANDIDATES = 16  # latent draws per conditioned row, of which importance resampling keeps one
+TRAIN_STEPS = 4000  # default training length: this many minibatch steps (small tables need many epochs)
+
+
+class TabularVAE(BaseEstimator):
+    """A synthesizer of tables: fit(df), sample(n, random_state=, conditions=), save(dir), vaekit.load(dir).
+
+    Parameters override the `tabular-vae` registry entry (latent_dim, hidden, beta) and the trainer (epochs,
+    batch_size, lr, weight_decay; epochs=None: about TRAIN_STEPS steps, 10 to 2000 epochs).
+    prior_components: the latent mixture's size. types: column -> type
+    (tables.COLUMN_TYPES), overriding inference. After fit: history_ (one row per epoch), encoding_,
+    columns_ (the fitted column order).
+    """
+
+    def __init__(self, *, model="tabular-vae", latent_dim=32, hidden=(256, 256), beta=1.0, epochs=None,
+                 batch_size=500, lr=2e-3, weight_decay=0.0, prior_components=30, types=None, device="auto",
+                 random_state=None, verbose=False):
+        self.model = model
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.beta = beta
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.prior_components = prior_components
+        self.types = types
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- configuration ------------------------------------------------------------------------
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    def model_config(self) -> ModelConfig:
+        spec = get_spec(self.model)
+        if spec.estimator != type(self).__name__:
+            raise VaekitError(f"model '{spec.name}' is trained by vaekit.{spec.estimator}, not TabularVAE; "
+                              f"TabularVAE trains 'tabular-vae'")
+        return spec.config(latent_dim=self.latent_dim, hidden=tuple(self.hidden), beta=float(self.beta)) \
+            .validate(type(self).__name__)
+
+    def train_config(self, rows: int | None = None) -> TrainConfig:
+        epochs = self.epochs
+        if epochs is None:
+            epochs = self.epochs_ if rows is None else min(2000, max(10, math.ceil(
+                TRAIN_STEPS / math.ceil(rows / self.batch_size))))
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, seed=self._seed(), device=self.device) \
+            .validate(type(self).__name__)
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, data, *, run_dir=None) -> TabularVAE:
+        """Fit on a DataFrame, a vaekit Table or a table file (.csv / .parquet). Every column is modelled,
+        missing values included; run_dir keeps the training run (checkpoints, history) there."""
+        check_count("prior_components", self.prior_components)
+        table, dtypes = _as_table(data, self.types)
+        seed = self._seed()
+        mcfg, tcfg = self.model_config(), self.train_config(len(table))
+        self.epochs_ = tcfg.epochs
+        self.encoding_ = TableEncoding.fit(table, dtypes, seed)
+        codes, scalars = self.encoding_.encode(table, seed)
+        data = TableBatches(self.encoding_, codes, scalars)
+        if run_dir is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(Path(run_dir) / ENCODING_FILE, self.encoding_.to_dict())
+        self.module_, self.history_ = fit_module(
+            self.model, mcfg, tcfg, data, run_dir=run_dir, verbose=self.verbose,
+            likelihood=TableLikelihood.of(self.encoding_), artefacts={"encoding": ENCODING_FILE})
+        self.columns_ = list(table.columns)
+        self._fit_latent_mixture(data.to(self._module_device()), seed)
+        if run_dir is not None:
+            self._save_prior(Path(run_dir))
+        return self
+
+    @torch.no_grad()
+    def _fit_latent_mixture(self, data: TableBatches, seed: int) -> None:
+        """A Gaussian mixture over one z ~ q(z|x) per training row, and how often each component's rows hold
+        each code (what conditions reweight components by)."""
+        from sklearn.mixture import GaussianMixture
+
+        gen = torch.Generator(device=data.codes.device).manual_seed(seed)
+        zs, feats = [], []
+        for i in range(0, len(data), SAMPLE_CHUNK):
+            x = data.inputs(slice(i, i + SAMPLE_CHUNK))
+            mu, log_var = self.module_.posterior_params(x)
+            zs.append(mu + (0.5 * log_var).exp() * torch.randn(mu.shape, generator=gen, device=mu.device))
+            feats.append(x[:, :self.encoding_.n_codes])
+        z = torch.cat(zs).cpu().double().numpy()
+        onehot = torch.cat(feats).cpu().double().numpy()
+        k = min(self.prior_components, len(z))
+        gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200).fit(z)
+        resp = gm.predict_proba(z)  # (N, K)
+        counts = resp.T @ onehot + 1e-3  # (K, codes): a little mass everywhere keeps rare values reachable
+        per_code = np.concatenate([counts[:, a:b] / counts[:, a:b].sum(1, keepdims=True)
+                                   for a, b in zip(self.encoding_.offsets[:-1], self.encoding_.offsets[1:])], 1)
+        self.latent_prior_ = {"weights": torch.tensor(gm.weights_, dtype=torch.float32),
+                              "means": torch.tensor(gm.means_, dtype=torch.float32),
+                              "scale_tril": torch.linalg.cholesky(torch.tensor(gm.covariances_)).float(),
+                              "code_given_component": torch.tensor(per_code, dtype=torch.float32)}
+
+    # -- sampling -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, random_state: int | None = None, conditions: dict | None = None):
+        """n synthetic rows as a DataFrame with the fitted columns and dtypes. conditions: column -> value
+        of a categorical, boolean or few-valued column; every row then holds those values, and the others
+        follow the rows of that value (see the module's docstring)."""
+        self._check_fitted()
+        check_count("n", n)
+        fixed = [self.encoding_.code_of(col, value) for col, value in (conditions or {}).items()]
+        gen = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
+        likelihood = copy.deepcopy(self.module_.likelihood).cpu()  # draws on the CPU, by one seeded generator
+        chunk = SAMPLE_CHUNK // CANDIDATES if fixed else SAMPLE_CHUNK
+        codes, scalars = [], []
+        for start in range(0, n, chunk):
+            z, params = self._latent_draws(min(chunk, n - start), fixed, gen)
+            for block, code in fixed:
+                a, b = int(self.encoding_.offsets[block]), int(self.encoding_.offsets[block + 1])
+                params[:, a:b] = -math.inf
+                params[:, a + code] = 0.0
+            c, v = self.encoding_.codes_of(likelihood(params).sample(gen))
+            codes.append(c)
+            scalars.append(v)
+        return self.encoding_.decode(np.concatenate(codes), np.concatenate(scalars))
+
+    def _latent_draws(self, m: int, fixed: list[tuple[int, int]], gen) -> tuple[torch.Tensor, torch.Tensor]:
+        """m codes z and their decoder outputs. Unconditioned: z from the latent mixture. Conditioned: z from
+        p(z | values) ~ p(z) p(values | z) by importance resampling: CANDIDATES draws per row from the mixture
+        reweighted by how often each component's rows hold the values, weighed by p(z) p(values | z) / q(z),
+        the decoder's own probability of the values included."""
+        p = self.latent_prior_
+        log_prior = p["weights"].double().log()
+        log_q = log_prior.clone()
+        for block, code in fixed:
+            log_q += p["code_given_component"][:, self.encoding_.offsets[block] + code].double().log()
+        n_draws = m * CANDIDATES if fixed else m
+        comp = torch.multinomial(log_q.softmax(0).float(), n_draws, replacement=True, generator=gen)
+        eps = torch.randn(n_draws, p["means"].shape[1], generator=gen)
+        z = p["means"][comp] + (p["scale_tril"][comp] @ eps[:, :, None])[:, :, 0]
+        params = self.module_.decoder(z.to(self._module_device())).float().cpu()
+        if not fixed:
+            return z, params
+        dens = _component_log_density(z.double(), p["means"].double(), p["scale_tril"].double())  # (draws, K)
+        log_w = torch.logsumexp(dens + log_prior, 1) - torch.logsumexp(dens + log_q.log_softmax(0), 1)
+        for block, code in fixed:
+            a, b = int(self.encoding_.offsets[block]), int(self.encoding_.offsets[block + 1])
+            log_w += params[:, a:b].double().log_softmax(1)[:, code]
+        pick = torch.multinomial(log_w.view(m, CANDIDATES).softmax(1).float(), 1, generator=gen)[:, 0]
+        keep = torch.arange(m) * CANDIDATES + pick
+        return z[keep], params[keep]
+
+    def read_frame(self, path):
+        """A table file (.csv / .parquet) read with the fitted column types, as the DataFrame sample() gives."""
+        self._check_fitted()
+        table = read_table(path, types={c.name: c.type for c in self.encoding_.columns if c.name})
+        return self.encoding_.frame(table)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, directory) -> Path:
+        """The model folder: config, encoding (JSON), weights and latent mixture (safetensors): no pickle."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(directory / ENCODING_FILE, self.encoding_.to_dict())
+        write_config(directory, self.model, (self.encoding_.n_features,), (self.encoding_.n_features,),
+                     self.module_.cfg, self.train_config(),
+                     artefacts={"encoding": ENCODING_FILE, "latent_prior": PRIOR_FILE, "history": HISTORY_FILE})
+        doc = read_json(directory / CONFIG_FILE)
+        doc["estimator"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        atomic_write_json(directory / CONFIG_FILE, doc)
+        ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
+        self._save_prior(directory)
+        atomic_write_json(directory / HISTORY_FILE, self.history_)
+        return directory
+
+    def _save_prior(self, directory: Path) -> None:
+        ckpt.save_tensors(directory / PRIOR_FILE, self.latent_prior_, {"columns": self.columns_})
+
+    @classmethod
+    def load_folder(cls, directory, device: str = "auto") -> TabularVAE:
+        """A saved TabularVAE (or a finished `vaekit tabular fit` run). Reads JSON and safetensors only."""
+        directory = Path(directory)
+        doc = read_config(directory)
+        for name in (ENCODING_FILE, WEIGHTS_FILE, PRIOR_FILE):
+            if not (directory / name).is_file():
+                raise VaekitError(f"{directory} has no {name}: the fit did not finish; fit it again")
+        params = {k: tuple(v) if k == "hidden" else v for k, v in doc.get("estimator", {}).items()}
+        est = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
+        if not params:  # a run folder: the trainer's and model's configs say it all
+            mc, tc = doc["model_config"], doc["train_config"]
+            est.set_params(latent_dim=mc["latent_dim"], hidden=tuple(mc["hidden"]), beta=mc["beta"],
+                           epochs=tc["epochs"], batch_size=tc["batch_size"], lr=tc["lr"], random_state=tc["seed"])
+        est.device = device
+        est.epochs_ = doc["train_config"]["epochs"]
+        est.encoding_ = TableEncoding.from_dict(read_json(directory / ENCODING_FILE))
+        mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
+        module = build_module(doc["model"], mcfg, tuple(doc["input_shape"]), TableLikelihood.of(est.encoding_))
+        tensors, _ = ckpt.load_tensors(directory / WEIGHTS_FILE)
+        ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))
+        est.module_ = module.to(resolve_device(device)).eval()
+        est.latent_prior_, meta = ckpt.load_tensors(directory / PRIOR_FILE)
+        est.columns_ = meta["columns"]
+        est.history_ = read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []
+        return est
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _module_device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise VaekitError("this TabularVAE is not fitted yet: call fit(table) first, or vaekit.load(folder)")
+
+
+def _component_log_density(z: torch.Tensor, means: torch.Tensor, scale_tril: torch.Tensor) -> torch.Tensor:
+    """log N(z; mean_k, L_k L_k^T) of each draw under each component, (draws, K)."""
+    diff = (z[None] - means[:, None]).transpose(1, 2)  # (K, D, draws)
+    solved = torch.linalg.solve_triangular(scale_tril, diff, upper=False)
+    half_log_det = scale_tril.diagonal(dim1=1, dim2=2).log().sum(1)  # (K,)
+    d = z.shape[1]
+    return (-0.5 * solved.square().sum(1) - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)).T
+
+
+def _as_table(data, types: dict | None) -> tuple[Table, dict[str, str]]:
+    """(the table, column -> pandas dtype to give back) of a DataFrame, a Table or a table file."""
+    import pandas as pd
+
+    if isinstance(data, Table):
+        return data, {}
+    if isinstance(data, (str, Path)):
+        return read_table(data, types=types), {}
+    if not isinstance(data, pd.DataFrame):
+        raise VaekitError(f"TabularVAE fits a pandas DataFrame, a vaekit Table or a .csv / .parquet path; "
+                          f"got a {type(data).__name__}")
+    return Table.from_frame(data, types=types), {str(c): str(data[c].dtype) for c in data.columns}
