@@ -206,6 +206,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--out", default=str(ROOT / "docs" / "tabular-benchmark"))
     p.add_argument("--rerun", action="store_true", help="fit again the cells that already have a result")
+    p.add_argument("--no-fit", action="store_true", help="fit nothing: summarise the cells that have a result")
     p.add_argument("--cell", nargs=3, metavar=("DATASET", "METHOD", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args()
     out = Path(args.out)
@@ -219,6 +220,8 @@ def main() -> None:
         for seed in args.seeds:
             for method in args.methods:
                 cell = cells / f"{name}-{method}-{seed}"
+                if args.no_fit and not cell.with_suffix(".fit.json").is_file():
+                    continue
                 if args.rerun or not cell.with_suffix(".fit.json").is_file():
                     print(f"{name} {method} seed {seed} ...", flush=True)
                     subprocess.run([sys.executable, __file__, "--out", str(out), "--cell", name, method, str(seed)],

@@ -31,12 +31,15 @@ FORMAT_VERSION = 1
 
 def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=None, run_dir=None,
                resume: bool = False, verbose: bool = False, user_shape: tuple[int, ...] | None = None,
-               likelihood: nn.Module | None = None, artefacts: dict | None = None) -> tuple[nn.Module, list[dict]]:
+               likelihood: nn.Module | None = None, artefacts: dict | None = None,
+               warn_collapse: bool = True) -> tuple[nn.Module, list[dict]]:
     """Build model_name with mcfg, train it on x (N, *shape) and, with run_dir, keep the run there.
 
     x: a tensor (uint8 data are pixels in [0, 255]), data.DiskRows read from disk batch by batch, or any
     modality's data.Batches with a .shape; likelihood: the one that modality assembled for it; artefacts: the
-    files it adds to the run folder, for the manifest. Returns (the fitted module, in eval mode; the history).
+    files it adds to the run folder, for the manifest; warn_collapse: warn when most latent units are unused
+    (off where fewer used units than the code has is expected, as for a table of a dozen columns).
+    Returns (the fitted module, in eval mode; the history).
     """
     shape = tuple(x.shape[1:])
     if mcfg.likelihood == "bernoulli":
@@ -61,7 +64,8 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=N
     if hasattr(module, "fit_prior"):  # autoencoders sample from a Gaussian fitted to their codes
         module.fit_prior(encode_means(module, x))
     last = history[-1] if history else {}
-    if "active_units" in last and (msg := collapse_warning(last["active_units"], mcfg.latent_dim)):
+    msg = collapse_warning(last["active_units"], mcfg.latent_dim) if "active_units" in last else None
+    if warn_collapse and msg:
         warnings.warn(msg, VaekitWarning, stacklevel=3)
     if run_dir is not None and is_main:
         ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, module.state_dict(), {"epoch": trainer.state.epoch})

@@ -23,7 +23,7 @@ from ..data.files import reading_arrays
 from ..errors import VaekitError, listed
 from ..io import atomic_write, atomic_write_json
 from ..data.tables import drop_missing, read_metadata, read_table
-from .common import count
+from .common import add_table_reading_args, count
 
 HELP = "anomaly detection: fit a detector on normal data, score data, evaluate AUROC/AUPRC with plots"
 
@@ -39,12 +39,7 @@ def _data_args(p, labels: bool = False) -> None:
         p.add_argument("--anomaly-label", metavar="VALUE", help="the label value that marks an anomaly, where the "
                        "labels are not 0/1 (1 = anomaly) or true/false, e.g. --anomaly-label 2")
     p.add_argument("--drop-missing", action="store_true", help="tables: drop rows with missing values (and say which)")
-    p.add_argument("--coerce", action="store_true", help="tables: read stray text cells of a numeric column as "
-                   "missing (with a warning) instead of refusing them")
-    p.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN",
-                   help="tables: read these columns as categories even where they hold numbers")
-    p.add_argument("--metadata", metavar="JSON", help='tables: column types, {"columns": {"name": "categorical"}}; '
-                   "types: continuous, integer, boolean, categorical, datetime, id (not modelled)")
+    add_table_reading_args(p, "tables: ")
 
 
 def add_arguments(p) -> None:

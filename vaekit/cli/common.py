@@ -11,9 +11,13 @@ from ..runs import CONFIG_FILE, read_config
 
 def load_run(run: str, device: str = "cpu"):
     """The run as an estimator (vaekit.LatentModel), for its latent-space verbs."""
-    from ..estimators import load  # scikit-learn: only for commands that use a trained model
+    from ..estimators import LatentModel, load  # scikit-learn: only for commands that use a trained model
 
-    return load(run, device=device)
+    model = load(run, device=device)
+    if not isinstance(model, LatentModel):
+        raise VaekitError(f"{run} holds a {type(model).__name__} (a model of tables), which this command does not "
+                          f"take: use 'vaekit tabular sample {run} -n N --out rows.csv' or 'vaekit tabular report'")
+    return model
 
 
 def load_run_data(run: str, data_dir: str | None = None) -> Dataset:
@@ -64,3 +68,14 @@ def add_run_args(p, out_suffix: str | None = ".png") -> None:
                             f"suffix names, or .npy for the raw array")
     p.add_argument("--data-dir", help="where the run's named data set lives, if not where it was trained")
     p.add_argument("--seed", type=int, default=0, help="seed for anything random")
+
+
+def add_table_reading_args(p, prefix: str = "") -> None:
+    """The flags that say how a table file is read: --coerce, --categorical, --metadata."""
+    p.add_argument("--coerce", action="store_true", help=f"{prefix}read stray text cells of a numeric column as "
+                   "missing (with a warning) instead of refusing them")
+    p.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN",
+                   help=f"{prefix}read these columns as categories even where they hold numbers")
+    p.add_argument("--metadata", metavar="JSON",
+                   help=f'{prefix}column types, {{"columns": {{"name": "categorical"}}}}; types: continuous, '
+                   "integer, boolean, categorical, datetime, id (not modelled)")

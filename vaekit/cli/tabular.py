@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import VaekitError
 from ..io import atomic_write, read_json
 from ..runs import CONFIG_FILE
-from .common import count
+from .common import add_table_reading_args, count
 
 HELP = "synthetic tables: fit a TabularVAE on a table, sample rows (with conditions), report on their quality"
 
@@ -22,15 +22,11 @@ def add_arguments(p) -> None:
     fit = sub.add_parser("fit", help="train a synthesizer on a table")
     fit.add_argument("--data", required=True, help="the table: .csv with a header line, or .parquet")
     fit.add_argument("--out", required=True, help="run folder for the model")
-    fit.add_argument("--metadata", metavar="JSON", help='column types, {"columns": {"name": "categorical"}}; types: '
-                     "continuous, integer, boolean, categorical, datetime, id (not modelled)")
-    fit.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN",
-                     help="read these columns as categories even where they hold numbers")
-    fit.add_argument("--coerce", action="store_true", help="read stray text cells of a numeric column as missing "
-                     "(with a warning) instead of refusing them")
-    fit.add_argument("--epochs", type=count(), help="passes over the table (default: TabularVAE's)")
-    fit.add_argument("--latent-dim", type=count(), help="code size (default: TabularVAE's)")
-    fit.add_argument("--beta", type=float, help="weight of the KL term (default: TabularVAE's)")
+    add_table_reading_args(fit)
+    fit.add_argument("--epochs", type=count(), help="passes over the table (default: about 3000 training steps, "
+                     "10 to 2000 epochs)")
+    fit.add_argument("--latent-dim", type=count(), help="code size (default: 16)")
+    fit.add_argument("--beta", type=float, help="weight of the KL term (default: 0.5)")
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     fit.add_argument("--seed", type=int, default=0, help="seeds the encoding, the weights and the batches")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -30,7 +30,7 @@ DISCRETE_MAX = 20  # a numeric column with at most this many distinct values is 
 POINT_SHARE = 0.05  # a value that holds this share of a numeric column's rows is a mode of its own
 MAX_MODES = 10  # mixture components tried per numeric column (a Dirichlet-process prior prunes the unused)
 MIN_MODE_WEIGHT = 0.005  # components lighter than this are dropped
-FIT_ROWS = 20_000  # rows the mixture of one column is fitted on (a random subset of larger tables)
+FIT_ROWS = 10_000  # rows the mixture of one column is fitted on (a random subset of larger tables)
 
 
 @dataclass

@@ -86,9 +86,9 @@ def _features(frames: list, target: str):
 
 
 def efficacy(train, test, target: str, positive, seed: int = 0) -> dict:
-    """Macro F1 (the mean over both classes, as TabDDPM reports it) and AUC on the real test rows of a HistGradientBoostingClassifier fitted on
-    train (real or synthetic rows); rows with no target are left out. A train set with a single class has no
-    classifier: its scores are those of predicting that class."""
+    """Macro F1 (the mean over both classes, as TabDDPM reports it) and AUC on the real test rows of a
+    HistGradientBoostingClassifier fitted on train (real or synthetic rows); rows with no target are left out.
+    A train set with a single class has no classifier: its scores are those of predicting that class."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import f1_score, roc_auc_score
 

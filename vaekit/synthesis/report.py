@@ -2,8 +2,8 @@
 
 - columns.png: each column's real and synthetic distribution (histograms on shared bins; category shares);
 - pairs.png: the pairwise association matrices of the real and the synthetic rows side by side (Pearson's r
-  between numeric columns, Cramér's V, from scipy, between the rest, numbers cut into deciles), and
-  sdmetrics' column-pair trend score of each pair;
+  between numeric columns, Cramér's V, from scipy, between the rest, numbers cut into deciles), and their
+  difference;
 - the scores of vaekit.synthesis.evaluate: quality and diagnostic (sdmetrics), machine-learning efficacy
   (train on synthetic, test on real, next to train on real) and privacy (distance to the closest record).
 """

@@ -37,22 +37,23 @@ from ..config import ModelConfig
 ENCODING_FILE = "encoding.json"
 PRIOR_FILE = "latent-prior.safetensors"
 SAMPLE_CHUNK = 20_000  # rows decoded at a time
+MIXTURE_ROWS = 20_000  # codes the latent mixture is fitted on (a random subset of larger tables)
 CANDIDATES = 16  # latent draws per conditioned row, of which importance resampling keeps one
-TRAIN_STEPS = 4000  # default training length: this many minibatch steps (small tables need many epochs)
+TRAIN_STEPS = 3000  # default training length: this many minibatch steps (small tables need many epochs)
 
 
 class TabularVAE(BaseEstimator):
     """A synthesizer of tables: fit(df), sample(n, random_state=, conditions=), save(dir), vaekit.load(dir).
 
     Parameters override the `tabular-vae` registry entry (latent_dim, hidden, beta) and the trainer (epochs,
-    batch_size, lr, weight_decay; epochs=None: about TRAIN_STEPS steps, 10 to 2000 epochs).
+    batch_size, lr, weight_decay; None: sized to the table, see train_config).
     prior_components: the latent mixture's size. types: column -> type
     (tables.COLUMN_TYPES), overriding inference. After fit: history_ (one row per epoch), encoding_,
     columns_ (the fitted column order).
     """
 
-    def __init__(self, *, model="tabular-vae", latent_dim=32, hidden=(256, 256), beta=1.0, epochs=None,
-                 batch_size=500, lr=2e-3, weight_decay=0.0, prior_components=30, types=None, device="auto",
+    def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(256, 256), beta=0.5, epochs=None,
+                 batch_size=None, lr=2e-3, weight_decay=0.0, prior_components=30, types=None, device="auto",
                  random_state=None, verbose=False):
         self.model = model
         self.latent_dim = latent_dim
@@ -81,13 +82,16 @@ class TabularVAE(BaseEstimator):
             .validate(type(self).__name__)
 
     def train_config(self, rows: int | None = None) -> TrainConfig:
-        epochs = self.epochs
-        if epochs is None:
-            epochs = self.epochs_ if rows is None else min(2000, max(10, math.ceil(
-                TRAIN_STEPS / math.ceil(rows / self.batch_size))))
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, seed=self._seed(), device=self.device) \
-            .validate(type(self).__name__)
+        """The trainer's settings for a table of rows (None: those of the last fit). batch_size=None: a tenth of
+        the rows, 50 to 500, so a small table takes a few hundred epochs, not thousands; epochs=None: about
+        TRAIN_STEPS steps, 10 to 2000 epochs."""
+        if rows is None:
+            batch, epochs = self.fitted_batch_size_, self.epochs_
+        else:
+            batch = self.batch_size or min(500, max(50, rows // 10))
+            epochs = self.epochs or min(2000, max(10, math.ceil(TRAIN_STEPS / math.ceil(rows / batch))))
+        return TrainConfig(epochs=epochs, batch_size=batch, lr=self.lr, weight_decay=self.weight_decay,
+                           seed=self._seed(), device=self.device).validate(type(self).__name__)
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, data, *, run_dir=None) -> TabularVAE:
@@ -97,7 +101,7 @@ class TabularVAE(BaseEstimator):
         table, dtypes = _as_table(data, self.types)
         seed = self._seed()
         mcfg, tcfg = self.model_config(), self.train_config(len(table))
-        self.epochs_ = tcfg.epochs
+        self.epochs_, self.fitted_batch_size_ = tcfg.epochs, tcfg.batch_size
         self.encoding_ = TableEncoding.fit(table, dtypes, seed)
         codes, scalars = self.encoding_.encode(table, seed)
         data = TableBatches(self.encoding_, codes, scalars)
@@ -106,7 +110,8 @@ class TabularVAE(BaseEstimator):
             atomic_write_json(Path(run_dir) / ENCODING_FILE, self.encoding_.to_dict())
         self.module_, self.history_ = fit_module(
             self.model, mcfg, tcfg, data, run_dir=run_dir, verbose=self.verbose,
-            likelihood=TableLikelihood.of(self.encoding_), artefacts={"encoding": ENCODING_FILE})
+            likelihood=TableLikelihood.of(self.encoding_), artefacts={"encoding": ENCODING_FILE},
+            warn_collapse=False)  # a table of a dozen columns uses a few units of the code; history_ says how many
         self.columns_ = list(table.columns)
         self._fit_latent_mixture(data.to(self._module_device()), seed)
         if run_dir is not None:
@@ -129,7 +134,8 @@ class TabularVAE(BaseEstimator):
         z = torch.cat(zs).cpu().double().numpy()
         onehot = torch.cat(feats).cpu().double().numpy()
         k = min(self.prior_components, len(z))
-        gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200).fit(z)
+        fit_on = z if len(z) <= MIXTURE_ROWS else z[np.random.default_rng(seed).choice(len(z), MIXTURE_ROWS, False)]
+        gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200).fit(fit_on)
         resp = gm.predict_proba(z)  # (N, K)
         counts = resp.T @ onehot + 1e-3  # (K, codes): a little mass everywhere keeps rare values reachable
         per_code = np.concatenate([counts[:, a:b] / counts[:, a:b].sum(1, keepdims=True)
@@ -231,7 +237,7 @@ class TabularVAE(BaseEstimator):
             est.set_params(latent_dim=mc["latent_dim"], hidden=tuple(mc["hidden"]), beta=mc["beta"],
                            epochs=tc["epochs"], batch_size=tc["batch_size"], lr=tc["lr"], random_state=tc["seed"])
         est.device = device
-        est.epochs_ = doc["train_config"]["epochs"]
+        est.epochs_, est.fitted_batch_size_ = doc["train_config"]["epochs"], doc["train_config"]["batch_size"]
         est.encoding_ = TableEncoding.from_dict(read_json(directory / ENCODING_FILE))
         mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
         module = build_module(doc["model"], mcfg, tuple(doc["input_shape"]), TableLikelihood.of(est.encoding_))
