@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     fit.add_argument("--out", required=True, help="run folder for the model")
     add_table_reading_args(fit)
     fit.add_argument("--epochs", type=count(), help="passes over the table (default: about 3000 training steps, "
-                     "10 to 2000 epochs)")
+                     "10 to 150 epochs)")
     fit.add_argument("--latent-dim", type=count(), help="code size (default: 16)")
     fit.add_argument("--beta", type=float, help="weight of the KL term (default: 0.5)")
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -111,8 +111,8 @@ def column_plot(real, synthetic, path, scores: dict | None = None) -> Path:
             ax.hist(np.clip(rv, lo, hi), bins, density=True, alpha=0.55, label="real")
             ax.hist(np.clip(sv, lo, hi), bins, density=True, alpha=0.55, label="synthetic")
         else:
-            shares_r = r.astype(str).value_counts(normalize=True)
-            shares_s = s.astype(str).value_counts(normalize=True)
+            shares_r = _shown(r).value_counts(normalize=True)
+            shares_s = _shown(s).value_counts(normalize=True)
             top = list(shares_r.index[:MAX_BARS])
             x = np.arange(len(top))
             ax.bar(x - 0.2, [shares_r.get(c, 0) for c in top], 0.4, label="real")
@@ -129,6 +129,11 @@ def column_plot(real, synthetic, path, scores: dict | None = None) -> Path:
     _save_figure(fig, path)
     plt.close(fig)
     return Path(path)
+
+
+def _shown(series):
+    """Values as the bars label them: text, with missing values as '(missing)'."""
+    return series.astype(object).where(series.notna(), "(missing)").astype(str)
 
 
 def associations(df) -> np.ndarray:
@@ -167,7 +172,7 @@ def pair_plot(real, synthetic, path) -> Path:
     size = max(5.0, 0.32 * len(cols) + 2)
     fig, axes = plt.subplots(1, 3, figsize=(3 * size, size))
     panels = [(a_real, "real", -1, 1, "coolwarm"), (a_synth, "synthetic", -1, 1, "coolwarm"),
-              (np.abs(a_real - a_synth), "|real - synthetic|", 0, 1, "Reds")]
+              (np.abs(a_real - a_synth), "|real - synthetic| (scale to 0.3)", 0, 0.3, "Reds")]
     for ax, (m, title, lo, hi, cmap) in zip(axes, panels):
         im = ax.imshow(m, vmin=lo, vmax=hi, cmap=cmap)
         ax.set_title(title)
