@@ -11,8 +11,7 @@ more closely than a VAE sampled from its N(0, I) prior:
   p(z | value), proportional to p(z) p(value | z), by importance resampling (the mixture reweighted towards
   the components whose training rows hold the value proposes, the decoder's own p(value | z) weighs), and
   decoded with the conditioned column's code fixed. The other columns follow the rows of that class because
-  the codes come from where those rows encode: on UCI Adult the quality score of rows conditioned on
-  income='>50K' against the real >50K rows matches that of the >50K rows of an unconditioned sample.
+  the codes come from where those rows encode (numbers on UCI Adult: docs/tabular.md).
 """
 from __future__ import annotations
 
