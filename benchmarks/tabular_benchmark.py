@@ -29,6 +29,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from vaekit.io import atomic_write, atomic_write_json  # noqa: E402 (after the path to this checkout)
 DATA = Path(os.environ.get("VAEKIT_DATA", ROOT.parent / "shared" / "data")) / "tabular"
 
 ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -100,11 +101,11 @@ def run_cell(name: str, method: str, seed: int, cell: Path) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     synth, fit_s, sample_s = fit_and_sample(method, train, seed, len(train))
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    cell.parent.mkdir(parents=True, exist_ok=True)
-    synth[list(train.columns)].to_pickle(cell.with_suffix(".pkl.tmp"))  # this script's own file, read back below
-    cell.with_suffix(".pkl.tmp").replace(cell.with_suffix(".pkl"))
-    write_json(cell.with_suffix(".fit.json"), {"dataset": name, "method": method, "seed": seed, "fit_s": fit_s,
-                                               "sample_s": sample_s, "peak_mb": peak_mb, "rows": len(train)})
+    rows = synth[list(train.columns)]
+    atomic_write(cell.with_suffix(".pkl"), rows.to_pickle)  # this script's own file, read back by score_cell
+    atomic_write_json(cell.with_suffix(".fit.json"), {"dataset": name, "method": method, "seed": seed,
+                                                      "fit_s": fit_s, "sample_s": sample_s, "peak_mb": peak_mb,
+                                                      "rows": len(train)})
 
 
 def score_cell(name: str, cell: Path) -> dict:
@@ -120,14 +121,9 @@ def score_cell(name: str, cell: Path) -> dict:
     result.update(efficacy(synth, test, target, positive, result["seed"]))
     result.update({f"real_{k}": v for k, v in efficacy(train, test, target, positive, result["seed"]).items()})
     result.update(privacy(train, test, synth, seed=result["seed"]))
-    write_json(cell.with_suffix(".score.json"), result)
+    atomic_write_json(cell.with_suffix(".score.json"), result)
     return result
 
-
-def write_json(path: Path, doc) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(path)
 
 COLUMNS = [("fit_s", "fit s", "{:.1f}"), ("sample_s", "sample s", "{:.2f}"), ("peak_mb", "peak MB", "{:.0f}"),
            ("quality", "quality", "{:.3f}"), ("column_shapes", "shapes", "{:.3f}"),

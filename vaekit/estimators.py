@@ -35,11 +35,7 @@ class LatentModel(TransformerMixin, BaseEstimator):
     # -- configuration ------------------------------------------------------------------------
     def spec(self):
         """The registry entry this estimator trains, checked to be one this class wraps."""
-        spec = get_spec(self.model)
-        if spec.estimator != type(self).__name__:
-            raise VaekitError(f"model '{spec.name}' is trained by vaekit.{spec.estimator}, not {type(self).__name__}: "
-                              f"use vaekit.{spec.estimator}(model='{spec.name}') or vaekit.estimator_for('{spec.name}')")
-        return spec
+        return entry_trained_by(self.model, type(self).__name__)
 
     def model_config(self) -> ModelConfig:
         p = self.get_params()
@@ -217,6 +213,15 @@ class Autoencoder(LatentModel):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
+
+
+def entry_trained_by(model: str, estimator: str):
+    """The registry entry named model, refused unless the estimator class named estimator trains it."""
+    spec = get_spec(model)
+    if spec.estimator != estimator:
+        raise VaekitError(f"model '{spec.name}' is trained by vaekit.{spec.estimator}, not {estimator}: "
+                          f"use vaekit.{spec.estimator}(model='{spec.name}') or vaekit.estimator_for('{spec.name}')")
+    return spec
 
 
 def seed_of(random_state) -> int:

@@ -100,13 +100,15 @@ def require_unit_interval(x, owner: str) -> None:
 
 
 def write_config(directory, model_name: str, input_shape, user_shape, mcfg: ModelConfig, tcfg: TrainConfig,
-                 run: bool = False, artefacts: dict | None = None) -> None:
+                 run: bool = False, artefacts: dict | None = None, extra: dict | None = None) -> None:
     """config.json of a run (run=True) or saved model: what it is and how it was trained (keys it already
-    holds, like 'data', stay), and the folder's manifest (with the modality's own artefacts, if any)."""
+    holds, like 'data', stay; extra adds more), and the folder's manifest (with the modality's own artefacts,
+    if any)."""
     path = Path(directory) / CONFIG_FILE
     doc = read_json(path) if path.is_file() else {}
     doc.update({"format": FORMAT_VERSION, "model": model_name, "input_shape": list(input_shape),
-                "user_shape": list(user_shape), "model_config": to_dict(mcfg), "train_config": to_dict(tcfg)})
+                "user_shape": list(user_shape), "model_config": to_dict(mcfg), "train_config": to_dict(tcfg),
+                **(extra or {})})
     atomic_write_json(path, doc)
     artefacts = {"config": CONFIG_FILE, "weights": WEIGHTS_FILE, **(artefacts or {})}
     if run:
@@ -127,15 +129,17 @@ def read_config(directory) -> dict:
     return doc
 
 
-def load_module(directory, device: str = "cpu") -> tuple[dict, nn.Module, list[dict]]:
-    """(config, module in eval mode, history) of a run folder. Reads JSON and safetensors only: no code runs."""
+def load_module(directory, device: str = "cpu", likelihood: nn.Module | None = None
+                ) -> tuple[dict, nn.Module, list[dict]]:
+    """(config, module in eval mode, history) of a run folder. Reads JSON and safetensors only: no code runs.
+    likelihood: the one the data's modality assembled from the folder's artefacts (a table's encoding)."""
     directory = Path(directory)
     doc = read_config(directory)
     if not (directory / WEIGHTS_FILE).is_file():
         raise VaekitError(f"{directory} has no {WEIGHTS_FILE} yet: the run saved no epoch; train it (or --resume)")
     spec = get_spec(doc.get("model"))
     mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
-    module = build_module(spec.name, mcfg, tuple(doc["input_shape"])).to(resolve_device(device))
+    module = build_module(spec.name, mcfg, tuple(doc["input_shape"]), likelihood).to(resolve_device(device))
     tensors = _delivered_weights(directory)
     ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))
     history = read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []

@@ -76,6 +76,17 @@ def _fit(args) -> int:
     return 0
 
 
+def _load_synthesizer(run: str):
+    """The TabularVAE in run; a model of images is refused with the commands that take it."""
+    from .. import load
+
+    model = load(run, device="cpu")
+    if not hasattr(model, "encoding_"):
+        raise VaekitError(f"{run} holds a {type(model).__name__} model, not a table synthesizer: use 'vaekit sample', "
+                          f"'vaekit reconstruct' and the other image commands with it")
+    return model
+
+
 def _conditions(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
@@ -87,12 +98,7 @@ def _conditions(pairs: list[str]) -> dict:
 
 
 def _sample(args) -> int:
-    from .. import load
-
-    model = load(args.run, device="cpu")
-    if not hasattr(model, "encoding_"):
-        raise VaekitError(f"{args.run} holds a {type(model).__name__} model, not a table synthesizer: sample it "
-                          f"with 'vaekit sample'")
+    model = _load_synthesizer(args.run)
     rows = model.sample(args.rows, random_state=args.seed, conditions=_conditions(args.condition))
     atomic_write(args.out, lambda tmp: rows.to_csv(tmp, index=False))
     print(f"wrote {len(rows)} rows x {rows.shape[1]} columns to {args.out}")
@@ -100,12 +106,9 @@ def _sample(args) -> int:
 
 
 def _report(args) -> int:
-    from .. import load
     from ..synthesis.report import write_report
 
-    model = load(args.run, device="cpu")
-    if not hasattr(model, "encoding_"):
-        raise VaekitError(f"{args.run} holds a {type(model).__name__} model, not a table synthesizer")
+    model = _load_synthesizer(args.run)
     read = model.read_frame
     real, synthetic = read(args.real), read(args.synthetic)
     train_path = args.train or read_json(Path(args.run) / CONFIG_FILE).get("data", {}).get("path")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError, listed
-from .tables import Table, missing_rows
+from .tables import Table, category_text, missing_mask, refuse_empty_columns
 
 DISCRETE_MAX = 20  # a numeric column with at most this many distinct values is coded value by value
 POINT_SHARE = 0.05  # a value that holds this share of a numeric column's rows is a mode of its own
@@ -90,11 +90,7 @@ class TableEncoding:
         if len(table) < 2:
             raise VaekitError(f"the table has {len(table)} row(s); a synthesizer needs at least 2 (and hundreds "
                               f"to learn relations between columns)")
-        _, per_col = missing_rows(table, list(table.columns))
-        empty = [c for c, n in per_col.items() if n == len(table)]
-        if empty:
-            raise VaekitError(f"column(s) {empty} are missing in every row: there is nothing to learn from them; "
-                              f"remove them from the table")
+        refuse_empty_columns(table)
         rng = np.random.default_rng(seed)
         dtypes = dtypes or {}
         columns = [_fit_column(name, table.types[name], dtypes.get(name, _default_dtype(table.types[name])), v, rng)
@@ -109,11 +105,7 @@ class TableEncoding:
     def encode(self, table: Table, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(codes (N, modelled columns) int64, scalars (N, scalar columns) float32) of table's rows. A value's
         mode is drawn from its posterior over the modes (seeded), as mode-specific normalisation does."""
-        given = dict(zip(table.columns, table.values))
-        lacking = [c.name for c in self.modelled if c.name not in given]
-        if lacking:
-            raise VaekitError(f"the table lacks column(s) {lacking} that the model was fitted on; its columns are "
-                              f"{table.columns}")
+        given = self._columns_of(table, self.modelled)
         rng = np.random.default_rng(seed)
         codes = np.zeros((len(table), len(self.modelled)), np.int64)
         scalars = np.zeros((len(table), len(self.scalar_columns)), np.float32)
@@ -160,12 +152,18 @@ class TableEncoding:
         """A table read from a file as the DataFrame sample() would give: the fitted columns, in their dtypes."""
         import pandas as pd
 
+        given = self._columns_of(table, self.columns)
+        return pd.DataFrame({c.name: _as_dtype(given[c.name], c) for c in self.columns})
+
+    @staticmethod
+    def _columns_of(table: Table, needed: list[ColumnCode]) -> dict[str, np.ndarray]:
+        """table's columns by name, refused when it lacks one of needed."""
         given = dict(zip(table.columns, table.values))
-        lacking = [c.name for c in self.columns if c.name not in given]
+        lacking = [c.name for c in needed if c.name not in given]
         if lacking:
             raise VaekitError(f"the table lacks column(s) {lacking} that the model was fitted on; its columns are "
                               f"{table.columns}")
-        return pd.DataFrame({c.name: _as_dtype(given[c.name], c) for c in self.columns})
+        return given
 
     def code_of(self, column: str, value) -> tuple[int, int]:
         """(block, code) of a value of a discrete column: what a condition fixes. Refuses unknown columns, values
@@ -176,7 +174,7 @@ class TableEncoding:
                               f"{listed(names, 30)}")
         col = self.columns[names.index(column)]
         if col.kind != "discrete":
-            raise VaekitError(f"cannot condition on '{column}': it is a {col.type} column modelled by its "
+            raise VaekitError(f"cannot condition on '{column}': it is {'an' if col.type[0] in 'aeiou' else 'a'} {col.type} column modelled by its "
                               f"modes, not value by value; conditions "
                               f"fix categorical, boolean or few-valued columns")
         block = self.modelled.index(col)
@@ -201,12 +199,8 @@ def _default_dtype(kind: str) -> str:
         kind, "object")
 
 
-def _present(values: np.ndarray) -> np.ndarray:
-    return ~np.isnan(values) if values.dtype != object else np.array([v is not None for v in values], bool)
-
-
 def _fit_column(name: str, kind: str, dtype: str, values: np.ndarray, rng) -> ColumnCode:
-    present = _present(values)
+    present = ~missing_mask(values)
     missing = bool((~present).any())
     col = ColumnCode(name, kind, dtype, "discrete", missing=missing)
     if kind == "id":
@@ -265,14 +259,14 @@ def _same_value(known, value, col: ColumnCode) -> bool:
 
 def _encode_column(col: ColumnCode, values: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray | None]:
     n = len(values)
-    present = _present(values)
+    present = ~missing_mask(values)
     codes = np.full(n, col.n_codes - 1 if col.missing else 0, np.int64)
     alpha = np.zeros(n, np.float32)
     if col.kind == "discrete":
         lookup = {v: k for k, v in enumerate(col.values)}
         keys = [str(v) if isinstance(col.values[0], str) else float(v) for v in values[present]]
         if values.dtype != object and isinstance(col.values[0], str):  # numbers read where text was fitted
-            keys = [str(int(v)) if float(v).is_integer() else str(v) for v in values[present]]
+            keys = [category_text(v) for v in values[present]]
         found = np.array([lookup.get(k, -1) for k in keys], np.int64)
         if (found < 0).any():
             new = sorted({str(k) for k, f in zip(keys, found) if f < 0})

@@ -307,7 +307,7 @@ class TableSchema:
     def fit(cls, table: Table) -> TableSchema:
         if len(table) == 0:
             raise VaekitError("the table has no rows to fit on")
-        _refuse_empty_columns(table)
+        refuse_empty_columns(table)
         check_missing(table)
         s = cls(order=list(table.columns), types=dict(table.types))
         for name, col in zip(table.columns, table.values):
@@ -374,7 +374,7 @@ class TableSchema:
                 parts.append(np.arcsinh((col - med) / scale)[:, None])
             elif name in self.categorical:
                 cats = self.categorical[name]
-                strings = col if col.dtype == object else np.array([_category(v) for v in col], dtype=object)
+                strings = col if col.dtype == object else np.array([category_text(v) for v in col], dtype=object)
                 block = np.stack([strings == c for c in cats], axis=1)
                 if (new := ~block.any(1)).any():
                     values = sorted({str(v) for v in strings[new]})
@@ -396,9 +396,14 @@ class TableSchema:
                    d.get("identifiers", []), d.get("types", {}))
 
 
-def _category(v: float) -> str:
+def category_text(v: float) -> str:
     """A number read where categories were fitted, as the category text it was read from: 3.0 -> '3'."""
     return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def missing_mask(values: np.ndarray) -> np.ndarray:
+    """Which cells of a column are missing: NaN in a numeric column, None in a text one."""
+    return np.isnan(values) if values.dtype != object else np.array([v is None for v in values], dtype=bool)
 
 
 def missing_rows(table: Table, columns: list[str] | None = None) -> tuple[np.ndarray, dict[str, int]]:
@@ -407,8 +412,7 @@ def missing_rows(table: Table, columns: list[str] | None = None) -> tuple[np.nda
     if columns is None:
         columns = [n for n in table.columns if table.types.get(n) != "id"]
     given = dict(zip(table.columns, table.values))
-    masks = {n: (np.isnan(given[n]) if given[n].dtype != object else np.array([c is None for c in given[n]]))
-             for n in columns if n in given}
+    masks = {n: missing_mask(given[n]) for n in columns if n in given}
     per_col = {n: int(m.sum()) for n, m in masks.items() if m.any()}
     rows = np.flatnonzero(np.any(np.stack(list(masks.values())), axis=0)) if masks else np.array([], int)
     return rows, per_col
@@ -423,7 +427,7 @@ def check_missing(table: Table, columns: list[str] | None = None) -> None:
                           f"impute them, or drop those rows (--drop-missing drops them and says how many)")
 
 
-def _refuse_empty_columns(table: Table) -> None:
+def refuse_empty_columns(table: Table) -> None:
     """A column missing in every row can not be imputed from its own values, and dropping rows would drop all."""
     _, per_col = missing_rows(table)
     empty = [c for c, n in per_col.items() if n == len(table)]
@@ -435,6 +439,6 @@ def _refuse_empty_columns(table: Table) -> None:
 def drop_missing(table: Table) -> tuple[Table, np.ndarray]:
     """The table without its rows that have missing values (each kept row keeps its number in table.rows),
     and the numbers of the rows dropped."""
-    _refuse_empty_columns(table)
+    refuse_empty_columns(table)
     rows, _ = missing_rows(table)
     return table.take(np.setdiff1d(np.arange(len(table)), rows)), table.rows[rows]

@@ -136,7 +136,6 @@ class SquaredErrorLikelihood(nn.Module):
         return (0.5 * (x - full_precision(mean)).square() + HALF_LOG_2PI).flatten(-self.event_dims).sum(-1)
 
 
-
 class TableDistribution:
     """p(row | z) of the table likelihood: one categorical per block, one Gaussian per scalar (its value counts
     where the block's code is a mode with an offset). sample() and mean are in the model's feature layout."""
@@ -147,9 +146,10 @@ class TableDistribution:
     @property
     def mean(self) -> torch.Tensor:
         """Each block's probabilities, then each scalar's mean."""
-        c = self.lik.n_codes
-        probs = [self.params[..., a:b].softmax(-1) for a, b in self.lik.slices]
-        return torch.cat([*probs, self.params[..., c:]], -1)
+        c, logits = self.lik.n_codes, self.params[..., :self.lik.n_codes]
+        lse = self.lik.block_logsumexp(logits)
+        probs = (logits - lse.gather(-1, self.lik.block_of.expand(logits.shape))).exp()
+        return torch.cat([probs, self.params[..., c:]], -1)
 
     @torch.no_grad()
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -194,6 +194,12 @@ class TableLikelihood(nn.Module):
         top = top.scatter_reduce(-1, index, values, "amax")
         return top, top.gather(-1, index)
 
+    def block_logsumexp(self, logits: torch.Tensor) -> torch.Tensor:
+        """Each block's log-sum-exp, (..., blocks), at once: shifted by the block's max, each block summed by one
+        matrix product."""
+        shift, shift_per_code = self.block_max(logits.detach())
+        return ((logits - shift_per_code).exp() @ self.block_sum).log() + shift
+
     @classmethod
     def of(cls, encoding) -> TableLikelihood:
         return cls(encoding.blocks, encoding.scalar_codes)
@@ -205,10 +211,7 @@ class TableLikelihood(nn.Module):
         """-log p(x|z), (...,): params (..., n_params) against rows x (B, n_params) in the feature layout."""
         params, c = full_precision(params), self.n_codes
         onehot, logits = x[..., :c], params[..., :c]
-        # every block's log-sum-exp at once: shift by the block's max, sum each block by one matrix product
-        shift, shift_per_code = self.block_max(logits.detach())
-        lse = ((logits - shift_per_code).exp() @ self.block_sum).log() + shift
-        out = lse.sum(-1) - (logits * onehot).sum(-1)
+        out = self.block_logsumexp(logits).sum(-1) - (logits * onehot).sum(-1)
         if c < x.shape[-1]:
             log_scale = self.log_scale.clamp(min=MIN_LOG_SCALE)
             per = 0.5 * ((x[..., c:] - params[..., c:]) * torch.exp(-log_scale)).square() + log_scale + HALF_LOG_2PI

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ..config import TrainConfig, from_dict
+from ..config import TrainConfig
 from ..data.table_encoding import TableBatches, TableEncoding
 from ..data.tables import Table, read_table
 from ..errors import VaekitError, check_count
 from ..io import atomic_write_json, read_json
-from ..models import build_module, get_spec
 from ..models.likelihoods import TableLikelihood
-from ..runs import CONFIG_FILE, fit_module, read_config, write_config
-from ..train import HISTORY_FILE, WEIGHTS_FILE, resolve_device
+from ..estimators import entry_trained_by, seed_of
+from ..runs import fit_module, load_module, read_config, write_config
+from ..train import HISTORY_FILE, WEIGHTS_FILE
 from ..train import checkpoint as ckpt
 from ..config import ModelConfig
 
@@ -72,14 +72,8 @@ class TabularVAE(BaseEstimator):
         self.verbose = verbose
 
     # -- configuration ------------------------------------------------------------------------
-    def _seed(self) -> int:
-        return 0 if self.random_state is None else int(self.random_state)
-
     def model_config(self) -> ModelConfig:
-        spec = get_spec(self.model)
-        if spec.estimator != type(self).__name__:
-            raise VaekitError(f"model '{spec.name}' is trained by vaekit.{spec.estimator}, not TabularVAE; "
-                              f"TabularVAE trains 'tabular-vae'")
+        spec = entry_trained_by(self.model, type(self).__name__)
         return spec.config(latent_dim=self.latent_dim, hidden=tuple(self.hidden), beta=float(self.beta)) \
             .validate(type(self).__name__)
 
@@ -92,7 +86,7 @@ class TabularVAE(BaseEstimator):
             batch = self.batch_size or min(500, max(50, rows // 10))
             epochs = self.epochs or min(MAX_EPOCHS, max(10, math.ceil(TRAIN_STEPS / math.ceil(rows / batch))))
         return TrainConfig(epochs=epochs, batch_size=batch, lr=self.lr, weight_decay=self.weight_decay,
-                           seed=self._seed(), device=self.device).validate(type(self).__name__)
+                           seed=seed_of(self.random_state), device=self.device).validate(type(self).__name__)
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, data, *, run_dir=None) -> TabularVAE:
@@ -100,7 +94,7 @@ class TabularVAE(BaseEstimator):
         missing values included; run_dir keeps the training run (checkpoints, history) there."""
         check_count("prior_components", self.prior_components)
         table, dtypes = _as_table(data, self.types)
-        seed = self._seed()
+        seed = seed_of(self.random_state)
         mcfg, tcfg = self.model_config(), self.train_config(len(table))
         self.epochs_, self.fitted_batch_size_ = tcfg.epochs, tcfg.batch_size
         self.encoding_ = TableEncoding.fit(table, dtypes, seed)
@@ -154,15 +148,16 @@ class TabularVAE(BaseEstimator):
         follow the rows of that value (see the module's docstring)."""
         self._check_fitted()
         check_count("n", n)
-        fixed = [self.encoding_.code_of(col, value) for col, value in (conditions or {}).items()]
-        gen = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
+        offsets = self.encoding_.offsets
+        fixed = [(int(offsets[block]), int(offsets[block + 1]), code) for block, code in
+                 (self.encoding_.code_of(col, value) for col, value in (conditions or {}).items())]
+        gen = torch.Generator().manual_seed(seed_of(random_state))
         likelihood = copy.deepcopy(self.module_.likelihood).cpu()  # draws on the CPU, by one seeded generator
         chunk = SAMPLE_CHUNK // CANDIDATES if fixed else SAMPLE_CHUNK
         codes, scalars = [], []
         for start in range(0, n, chunk):
             z, params = self._latent_draws(min(chunk, n - start), fixed, gen)
-            for block, code in fixed:
-                a, b = int(self.encoding_.offsets[block]), int(self.encoding_.offsets[block + 1])
+            for a, b, code in fixed:
                 params[:, a:b] = -math.inf
                 params[:, a + code] = 0.0
             c, v = self.encoding_.codes_of(likelihood(params).sample(gen))
@@ -170,16 +165,17 @@ class TabularVAE(BaseEstimator):
             scalars.append(v)
         return self.encoding_.decode(np.concatenate(codes), np.concatenate(scalars))
 
-    def _latent_draws(self, m: int, fixed: list[tuple[int, int]], gen) -> tuple[torch.Tensor, torch.Tensor]:
-        """m codes z and their decoder outputs. Unconditioned: z from the latent mixture. Conditioned: z from
-        p(z | values) ~ p(z) p(values | z) by importance resampling: CANDIDATES draws per row from the mixture
-        reweighted by how often each component's rows hold the values, weighed by p(z) p(values | z) / q(z),
-        the decoder's own probability of the values included."""
+    def _latent_draws(self, m: int, fixed: list[tuple[int, int, int]], gen) -> tuple[torch.Tensor, torch.Tensor]:
+        """m codes z and their decoder outputs; fixed: (start, stop, code) of each condition's block.
+        Unconditioned: z from the latent mixture. Conditioned: z from p(z | values) ~ p(z) p(values | z) by
+        importance resampling: CANDIDATES draws per row from the mixture reweighted by how often each
+        component's rows hold the values, weighed by p(z) p(values | z) / q(z), the decoder's own probability of
+        the values included."""
         p = self.latent_prior_
         log_prior = p["weights"].double().log()
         log_q = log_prior.clone()
-        for block, code in fixed:
-            log_q += p["code_given_component"][:, self.encoding_.offsets[block] + code].double().log()
+        for a, _, code in fixed:
+            log_q += p["code_given_component"][:, a + code].double().log()
         n_draws = m * CANDIDATES if fixed else m
         comp = torch.multinomial(log_q.softmax(0).float(), n_draws, replacement=True, generator=gen)
         eps = torch.randn(n_draws, p["means"].shape[1], generator=gen)
@@ -189,8 +185,7 @@ class TabularVAE(BaseEstimator):
             return z, params
         dens = _component_log_density(z.double(), p["means"].double(), p["scale_tril"].double())  # (draws, K)
         log_w = torch.logsumexp(dens + log_prior, 1) - torch.logsumexp(dens + log_q.log_softmax(0), 1)
-        for block, code in fixed:
-            a, b = int(self.encoding_.offsets[block]), int(self.encoding_.offsets[block + 1])
+        for a, b, code in fixed:
             log_w += params[:, a:b].double().log_softmax(1)[:, code]
         pick = torch.multinomial(log_w.view(m, CANDIDATES).softmax(1).float(), 1, generator=gen)[:, 0]
         keep = torch.arange(m) * CANDIDATES + pick
@@ -209,12 +204,11 @@ class TabularVAE(BaseEstimator):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(directory / ENCODING_FILE, self.encoding_.to_dict())
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         write_config(directory, self.model, (self.encoding_.n_features,), (self.encoding_.n_features,),
                      self.module_.cfg, self.train_config(),
-                     artefacts={"encoding": ENCODING_FILE, "latent_prior": PRIOR_FILE, "history": HISTORY_FILE})
-        doc = read_json(directory / CONFIG_FILE)
-        doc["estimator"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
-        atomic_write_json(directory / CONFIG_FILE, doc)
+                     artefacts={"encoding": ENCODING_FILE, "latent_prior": PRIOR_FILE, "history": HISTORY_FILE},
+                     extra={"estimator": params})
         ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
         self._save_prior(directory)
         atomic_write_json(directory / HISTORY_FILE, self.history_)
@@ -228,7 +222,7 @@ class TabularVAE(BaseEstimator):
         """A saved TabularVAE (or a finished `vaekit tabular fit` run). Reads JSON and safetensors only."""
         directory = Path(directory)
         doc = read_config(directory)
-        for name in (ENCODING_FILE, WEIGHTS_FILE, PRIOR_FILE):
+        for name in (ENCODING_FILE, PRIOR_FILE):  # the weights are load_module's to check
             if not (directory / name).is_file():
                 raise VaekitError(f"{directory} has no {name}: the fit did not finish; fit it again")
         params = {k: tuple(v) if k == "hidden" else v for k, v in doc.get("estimator", {}).items()}
@@ -240,14 +234,9 @@ class TabularVAE(BaseEstimator):
         est.device = device
         est.epochs_, est.fitted_batch_size_ = doc["train_config"]["epochs"], doc["train_config"]["batch_size"]
         est.encoding_ = TableEncoding.from_dict(read_json(directory / ENCODING_FILE))
-        mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
-        module = build_module(doc["model"], mcfg, tuple(doc["input_shape"]), TableLikelihood.of(est.encoding_))
-        tensors, _ = ckpt.load_tensors(directory / WEIGHTS_FILE)
-        ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))
-        est.module_ = module.to(resolve_device(device)).eval()
+        _, est.module_, est.history_ = load_module(directory, device, TableLikelihood.of(est.encoding_))
         est.latent_prior_, meta = ckpt.load_tensors(directory / PRIOR_FILE)
         est.columns_ = meta["columns"]
-        est.history_ = read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []
         return est
 
     # -- helpers ------------------------------------------------------------------------------
