@@ -113,6 +113,38 @@ def test_the_table_likelihood_nll_is_the_distributions_log_probability():
     assert list(enc.decode(*enc.codes_of(draw)).columns) == list(every_type(5).columns)
 
 
+
+def test_the_autoregressive_table_likelihood_is_a_normalised_distribution_its_draws_follow():
+    """Three discrete columns (2, 3 and 4 codes): with random weights, exp(-nll) summed over all 24 rows is 1,
+    a column's parameters move with the columns before it and with no other, draws fall on the rows as often as
+    exp(-nll) says, and a condition's log-probability is that of the row drawn."""
+    torch.manual_seed(0)
+    lik = TableLikelihood([2, 3, 4], [], width=16)
+    for p in lik.parameters():  # the masked output starts at zero (the independent model): move it
+        torch.nn.init.normal_(p)
+    rows = torch.cartesian_prod(torch.arange(2), torch.arange(3), torch.arange(4))
+    x = torch.cat([torch.nn.functional.one_hot(rows[:, j], k) for j, k in enumerate((2, 3, 4))], 1).float()
+    params = torch.randn(lik.param_shape).expand(len(x), -1)  # one z for every row
+    prob = (-lik.nll(params, x)).exp()
+    torch.testing.assert_close(prob.sum(), torch.tensor(1.0))
+    assert prob.std() > 0.01  # the columns depend on each other: not a uniform table
+    changed = x.clone()
+    changed[:, 2:5] = changed[:, 2:5].roll(1, 1)  # the middle column's code moved
+    before, after = lik.conditionals(params, x), lik.conditionals(params, changed)
+    torch.testing.assert_close(before[:, :5], after[:, :5])  # its own and the first column's parameters stay
+    assert not torch.allclose(before[:, 5:], after[:, 5:])  # the last column's move
+
+    gen = torch.Generator().manual_seed(1)
+    draws = lik(params[:1].expand(40_000, -1)).sample(gen)
+    index = (draws[:, :2].argmax(1) * 12 + draws[:, 2:5].argmax(1) * 4 + draws[:, 5:].argmax(1))
+    freq = torch.bincount(index, minlength=24) / len(draws)
+    assert (freq - prob).abs().max() < 0.01
+    held, log_p = lik(params[:1].expand(500, -1)).sample_given([(1, 2)], gen)
+    assert (held[:, 2:5].argmax(1) == 2).all()
+    first = held[:, :2].argmax(1)  # log p(column 1 = 2 | z, column 0), column 0 drawn first
+    marginal = prob.view(2, 3, 4).sum(2)
+    torch.testing.assert_close(log_p, (marginal[first, 2] / marginal[first].sum(1)).log())
+
 def test_the_encoding_round_trips_rows_and_json():
     df = every_type(400)
     enc = TableEncoding.fit(Table.from_frame(df), {c: str(df[c].dtype) for c in df.columns})

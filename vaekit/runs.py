@@ -31,13 +31,13 @@ FORMAT_VERSION = 1
 
 def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=None, run_dir=None,
                resume: bool = False, verbose: bool = False, user_shape: tuple[int, ...] | None = None,
-               likelihood: nn.Module | None = None, artefacts: dict | None = None,
+               likelihood: nn.Module | None = None, artefacts: dict | None = None, extra: dict | None = None,
                warn_collapse: bool = True) -> tuple[nn.Module, list[dict]]:
     """Build model_name with mcfg, train it on x (N, *shape) and, with run_dir, keep the run there.
 
     x: a tensor (uint8 data are pixels in [0, 255]), data.DiskRows read from disk batch by batch, or any
     modality's data.Batches with a .shape; likelihood: the one that modality assembled for it; artefacts: the
-    files it adds to the run folder, for the manifest; warn_collapse: warn when most latent units are unused
+    files it adds to the run folder, for the manifest; extra: more keys for its config.json; warn_collapse: warn when most latent units are unused
     (off where fewer used units than the code has is expected, as for a table of a dozen columns).
     Returns (the fitted module, in eval mode; the history).
     """
@@ -50,7 +50,8 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=N
         module.init_from_data(x, torch.Generator().manual_seed(tcfg.seed))
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
     if run_dir is not None and is_main:
-        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True, artefacts=artefacts)
+        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True, artefacts=artefacts,
+                     extra=extra)
     if tcfg.layerwise_epochs and not resume:
         from .stacked import greedy_pretrain
 

@@ -49,14 +49,16 @@ class TabularVAE(BaseEstimator):
 
     Parameters override the `tabular-vae` registry entry (latent_dim, hidden, beta) and the trainer (epochs,
     batch_size, lr, weight_decay; None: sized to the table, see train_config).
-    prior_components: the latent mixture's size. types: column -> type
+    prior_components: the latent mixture's size. autoregressive: the width of the likelihood's masked layer
+    that makes each column depend on the ones before it (0: columns independent given z; see TableLikelihood).
+    types: column -> type
     (tables.COLUMN_TYPES), overriding inference. After fit: history_ (one row per epoch), encoding_,
     columns_ (the fitted column order).
     """
 
     def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(128, 128), beta=0.5, epochs=None,
-                 batch_size=None, lr=2e-3, weight_decay=0.0, prior_components=30, types=None, device="auto",
-                 random_state=None, verbose=False):
+                 batch_size=None, lr=2e-3, weight_decay=0.0, prior_components=30, autoregressive=128, types=None,
+                 device="auto", random_state=None, verbose=False):
         self.model = model
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -66,6 +68,7 @@ class TabularVAE(BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.prior_components = prior_components
+        self.autoregressive = autoregressive
         self.types = types
         self.device = device
         self.random_state = random_state
@@ -103,10 +106,11 @@ class TabularVAE(BaseEstimator):
         if run_dir is not None:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
             atomic_write_json(Path(run_dir) / ENCODING_FILE, self.encoding_.to_dict())
+        torch.manual_seed(seed)  # the likelihood's masked layer is initialised here, before fit_module seeds
+        likelihood = TableLikelihood.of(self.encoding_, self.autoregressive)
         self.module_, self.history_ = fit_module(
-            self.model, mcfg, tcfg, data, run_dir=run_dir, verbose=self.verbose,
-            likelihood=TableLikelihood.of(self.encoding_), artefacts={"encoding": ENCODING_FILE},
-            warn_collapse=False)  # a table of a dozen columns uses a few units of the code; history_ says how many
+            self.model, mcfg, tcfg, data, run_dir=run_dir, verbose=self.verbose, likelihood=likelihood, artefacts={"encoding": ENCODING_FILE},
+            extra={"estimator": self._params_doc()}, warn_collapse=False)  # a table of a dozen columns uses a few units of the code; history_ says how many
         self.columns_ = list(table.columns)
         self._fit_latent_mixture(data.to(self._module_device()), seed)
         if run_dir is not None:
@@ -148,48 +152,44 @@ class TabularVAE(BaseEstimator):
         follow the rows of that value (see the module's docstring)."""
         self._check_fitted()
         check_count("n", n)
-        offsets = self.encoding_.offsets
-        fixed = [(int(offsets[block]), int(offsets[block + 1]), code) for block, code in
-                 (self.encoding_.code_of(col, value) for col, value in (conditions or {}).items())]
+        fixed = [self.encoding_.code_of(col, value) for col, value in (conditions or {}).items()]  # (block, code)
         gen = torch.Generator().manual_seed(seed_of(random_state))
         likelihood = copy.deepcopy(self.module_.likelihood).cpu()  # draws on the CPU, by one seeded generator
         chunk = SAMPLE_CHUNK // CANDIDATES if fixed else SAMPLE_CHUNK
         codes, scalars = [], []
         for start in range(0, n, chunk):
-            z, params = self._latent_draws(min(chunk, n - start), fixed, gen)
-            for a, b, code in fixed:
-                params[:, a:b] = -math.inf
-                params[:, a + code] = 0.0
-            c, v = self.encoding_.codes_of(likelihood(params).sample(gen))
+            m = min(chunk, n - start)
+            z, log_w = self._latent_draws(m, fixed, gen)
+            params = self.module_.decoder(z.to(self._module_device())).float().cpu()
+            rows, log_p = likelihood(params).sample_given(fixed, gen)
+            if fixed:  # keep one of each row's candidates, by its weight p(z) p(values | z, ...) / q(z)
+                pick = torch.multinomial((log_w + log_p.double()).view(m, CANDIDATES).softmax(1).float(), 1,
+                                         generator=gen)[:, 0]
+                rows = rows[torch.arange(m) * CANDIDATES + pick]
+            c, v = self.encoding_.codes_of(rows)
             codes.append(c)
             scalars.append(v)
         return self.encoding_.decode(np.concatenate(codes), np.concatenate(scalars))
 
-    def _latent_draws(self, m: int, fixed: list[tuple[int, int, int]], gen) -> tuple[torch.Tensor, torch.Tensor]:
-        """m codes z and their decoder outputs; fixed: (start, stop, code) of each condition's block.
-        Unconditioned: z from the latent mixture. Conditioned: z from p(z | values) ~ p(z) p(values | z) by
-        importance resampling: CANDIDATES draws per row from the mixture reweighted by how often each
-        component's rows hold the values, weighed by p(z) p(values | z) / q(z), the decoder's own probability of
-        the values included."""
+    def _latent_draws(self, m: int, fixed: list[tuple[int, int]], gen) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(codes z, log p(z) / q(z) of each): unconditioned, m codes from the latent mixture (weights None).
+        Conditioned on fixed = [(block, code), ...]: CANDIDATES draws per row from the mixture reweighted by how
+        often each component's rows hold the values (q); sample() weighs each by p(z) / q(z) times the
+        decoder's probability of the values, which resamples z from p(z | values) ~ p(z) p(values | z)."""
         p = self.latent_prior_
         log_prior = p["weights"].double().log()
         log_q = log_prior.clone()
-        for a, _, code in fixed:
-            log_q += p["code_given_component"][:, a + code].double().log()
+        offsets = self.encoding_.offsets
+        for block, code in fixed:
+            log_q += p["code_given_component"][:, int(offsets[block]) + code].double().log()
         n_draws = m * CANDIDATES if fixed else m
         comp = torch.multinomial(log_q.softmax(0).float(), n_draws, replacement=True, generator=gen)
         eps = torch.randn(n_draws, p["means"].shape[1], generator=gen)
         z = p["means"][comp] + (p["scale_tril"][comp] @ eps[:, :, None])[:, :, 0]
-        params = self.module_.decoder(z.to(self._module_device())).float().cpu()
         if not fixed:
-            return z, params
+            return z, None
         dens = _component_log_density(z.double(), p["means"].double(), p["scale_tril"].double())  # (draws, K)
-        log_w = torch.logsumexp(dens + log_prior, 1) - torch.logsumexp(dens + log_q.log_softmax(0), 1)
-        for a, b, code in fixed:
-            log_w += params[:, a:b].double().log_softmax(1)[:, code]
-        pick = torch.multinomial(log_w.view(m, CANDIDATES).softmax(1).float(), 1, generator=gen)[:, 0]
-        keep = torch.arange(m) * CANDIDATES + pick
-        return z[keep], params[keep]
+        return z, torch.logsumexp(dens + log_prior, 1) - torch.logsumexp(dens + log_q.log_softmax(0), 1)
 
     def read_frame(self, path):
         """A table file (.csv / .parquet) read with the fitted column types, as the DataFrame sample() gives."""
@@ -204,11 +204,10 @@ class TabularVAE(BaseEstimator):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(directory / ENCODING_FILE, self.encoding_.to_dict())
-        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         write_config(directory, self.model, (self.encoding_.n_features,), (self.encoding_.n_features,),
                      self.module_.cfg, self.train_config(),
                      artefacts={"encoding": ENCODING_FILE, "latent_prior": PRIOR_FILE, "history": HISTORY_FILE},
-                     extra={"estimator": params})
+                     extra={"estimator": self._params_doc()})
         ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
         self._save_prior(directory)
         atomic_write_json(directory / HISTORY_FILE, self.history_)
@@ -227,19 +226,20 @@ class TabularVAE(BaseEstimator):
                 raise VaekitError(f"{directory} has no {name}: the fit did not finish; fit it again")
         params = {k: tuple(v) if k == "hidden" else v for k, v in doc.get("estimator", {}).items()}
         est = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
-        if not params:  # a run folder: the trainer's and model's configs say it all
-            mc, tc = doc["model_config"], doc["train_config"]
-            est.set_params(latent_dim=mc["latent_dim"], hidden=tuple(mc["hidden"]), beta=mc["beta"],
-                           epochs=tc["epochs"], batch_size=tc["batch_size"], lr=tc["lr"], random_state=tc["seed"])
         est.device = device
         est.epochs_, est.fitted_batch_size_ = doc["train_config"]["epochs"], doc["train_config"]["batch_size"]
         est.encoding_ = TableEncoding.from_dict(read_json(directory / ENCODING_FILE))
-        _, est.module_, est.history_ = load_module(directory, device, TableLikelihood.of(est.encoding_))
+        likelihood = TableLikelihood.of(est.encoding_, est.autoregressive)
+        _, est.module_, est.history_ = load_module(directory, device, likelihood)
         est.latent_prior_, meta = ckpt.load_tensors(directory / PRIOR_FILE)
         est.columns_ = meta["columns"]
         return est
 
     # -- helpers ------------------------------------------------------------------------------
+    def _params_doc(self) -> dict:
+        """The constructor's parameters as JSON, kept in config.json: what load_folder rebuilds the estimator from."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+
     def _module_device(self) -> torch.device:
         return next(self.module_.parameters()).device
 
