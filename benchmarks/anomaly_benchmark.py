@@ -6,7 +6,7 @@
   a stratified 70% of the rows without labels (anomalies included), score the other 30%; AUROC and AUPRC.
   Each seed draws its own split (ADBench's trials do too), and every method runs on every split.
 
-Methods: vaekit.anomaly.AnomalyDetector() with its defaults (raw pixels / raw table; it scales tables
+Methods: vaekit.tasks.anomaly.AnomalyDetector() with its defaults (raw pixels / raw table; it scales tables
 itself); scikit-learn's IsolationForest, OneClassSVM and LocalOutlierFactor(novelty=True) on standardised
 features; PyOD's AutoEncoder and VAE with their defaults (they standardise internally). Several seeds
 for the seeded methods. Results are cached in runs/anomaly/results.jsonl (rerunning resumes) and
@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from vaekit import plots
-from vaekit.anomaly import AnomalyDetector, auroc_auprc
+from vaekit.tasks.anomaly import AnomalyDetector, auroc_auprc
 from vaekit.config import DataConfig
 from vaekit.data import load_data
 

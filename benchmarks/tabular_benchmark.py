@@ -8,7 +8,7 @@ On UCI Adult (adult.data in, adult.test as the hold-out), German credit and Telc
 so its peak memory is its own (the growth of the peak resident set over fitting and sampling); its result is
 kept in OUT-cells/ (the synthetic rows and the timings) and a later run reuses it, so the table can be built up
 over several sittings on the same machine; scores are recomputed from the kept rows whenever the scoring code
-is newer. Every method is scored by vaekit.synthesis.evaluate: sdmetrics' quality score against the training
+is newer. Every method is scored by vaekit.tasks.synthesis.evaluate: sdmetrics' quality score against the training
 rows, the F1 and AUC on the real hold-out of scikit-learn's HistGradientBoostingClassifier trained on the
 synthetic rows (next to the same classifier trained on the real rows), and sdmetrics' DCRBaselineProtection.
 Writes OUT.md, OUT.json and OUT.png. SDV is in the `bench` extra: pip install -e .[bench].
@@ -110,7 +110,7 @@ def run_cell(name: str, method: str, seed: int, cell: Path) -> None:
 
 def score_cell(name: str, cell: Path) -> dict:
     """The scores of a cell's synthetic rows (kept in CELL.score.json; recomputed when the scoring changes)."""
-    from vaekit.synthesis.evaluate import efficacy, fidelity, privacy
+    from vaekit.tasks.synthesis.evaluate import efficacy, fidelity, privacy
 
     train, test = load(name)
     target, positive = TARGETS[name]
@@ -195,7 +195,7 @@ def plot(summary: dict, cells: list[dict], path: Path) -> None:
 
 
 def evaluate_file() -> str:
-    from vaekit.synthesis import evaluate
+    from vaekit.tasks.synthesis import evaluate
 
     return evaluate.__file__
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from vaekit.anomaly import AnomalyDetector, auroc_auprc, load_detector
+from vaekit.tasks.anomaly import AnomalyDetector, auroc_auprc, load_detector
 from vaekit.cli import main
 from vaekit.errors import VaekitError
-from vaekit.data.tables import TableSchema, drop_missing, read_table
+from vaekit.data.tables.reader import TableSchema, drop_missing, read_table
 from conftest import require_data
 
 FAST = dict(epochs=15, random_state=0)
@@ -81,7 +81,7 @@ def test_trimmed_refit_leaves_out_the_rows_its_first_fit_finds_most_anomalous(ca
 
 def test_ensemble_members_warnings_are_said_once_per_kind():
     import warnings
-    from vaekit.anomaly.detector import _warn_once_per_kind
+    from vaekit.tasks.anomaly.detector import _warn_once_per_kind
     from vaekit.errors import VaekitWarning
 
     with warnings.catch_warnings(record=True) as caught:
@@ -237,7 +237,7 @@ def test_zero_sizes_are_refused_not_read_as_the_default(cardio, param):
 
 # -- labels: 0/1, booleans, or a value named by --anomaly-label; never an order guessed ------------------
 def test_labels_are_0_1_booleans_or_the_value_named():
-    from vaekit.anomaly import anomaly_labels
+    from vaekit.tasks.anomaly import anomaly_labels
 
     np.testing.assert_array_equal(anomaly_labels(np.array([0.0, 1.0, 1.0])), [0, 1, 1])
     np.testing.assert_array_equal(anomaly_labels(np.array([True, False])), [1, 0])
@@ -333,7 +333,7 @@ def test_every_folder_says_what_it_is_and_loaders_name_the_right_one(cardio, tmp
     assert json.loads((det_dir / "member-0" / "vaekit.json").read_text())["kind"] == "model"
     run = json.loads((tmp_path / "run" / "vaekit.json").read_text())
     assert run["kind"] == "model" and run["artefacts"]["resume_state"] == "state/last.safetensors"
-    with pytest.raises(VaekitError, match=r"holds an anomaly detector, not a model .*vaekit.anomaly.load_detector"):
+    with pytest.raises(VaekitError, match=r"holds an anomaly detector, not a model .*vaekit.load_detector"):
         vaekit.load(det_dir)
     with pytest.raises(VaekitError, match=r"holds a model .*, not an anomaly detector: load it with vaekit.load"):
         load_detector(tmp_path / "run")

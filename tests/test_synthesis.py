@@ -6,8 +6,8 @@ import torch
 
 import vaekit
 from vaekit.cli import main
-from vaekit.data.table_encoding import TableBatches, TableEncoding
-from vaekit.data.tables import Table
+from vaekit.data.tables.encoding import TableBatches, TableEncoding
+from vaekit.data.tables.reader import Table
 from vaekit.models.likelihoods import TableLikelihood
 
 from conftest import require_data
@@ -234,7 +234,7 @@ def test_cli_fit_sample_condition_and_report_on_german_credit(german_csv, tmp_pa
 def test_adult_conditioned_on_income_keeps_the_real_class_statistics(tmp_path):
     """UCI Adult: every row conditioned on income >50K holds it, and follows the real >50K rows (sdmetrics'
     quality of the conditioned subset against the real subset)."""
-    from vaekit.synthesis.evaluate import fidelity
+    from vaekit.tasks.synthesis.evaluate import fidelity
 
     path = require_data("tabular", "adult", "adult.data")
     names = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",

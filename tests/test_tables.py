@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vaekit.errors import VaekitError, VaekitWarning
-from vaekit.data.tables import TableSchema, drop_missing, read_table
+from vaekit.data.tables.reader import TableSchema, drop_missing, read_table
 from conftest import require_data
 
 
@@ -106,7 +106,7 @@ def _every_type(n: int = 120):
 
 
 def test_column_types_are_inferred_from_a_dataframe_and_overridable():
-    from vaekit.data.tables import Table
+    from vaekit.data.tables.reader import Table
 
     df = _every_type()
     table = Table.from_frame(df)
@@ -124,7 +124,7 @@ def test_column_types_are_inferred_from_a_dataframe_and_overridable():
 
 
 def test_the_schema_models_every_type_but_identifiers_and_round_trips(tmp_path):
-    from vaekit.data.tables import Table
+    from vaekit.data.tables.reader import Table
 
     df = _every_type()
     table, dropped = drop_missing(Table.from_frame(df, types={"zip": "categorical"}))
@@ -140,7 +140,7 @@ def test_the_schema_models_every_type_but_identifiers_and_round_trips(tmp_path):
 
 
 def test_metadata_file_sets_column_types_and_parquet_needs_pyarrow(adult_csv, tmp_path):
-    from vaekit.data.tables import read_metadata
+    from vaekit.data.tables.reader import read_metadata
 
     (tmp_path / "meta.json").write_text(json.dumps({"columns": {"education-num": "categorical"}}))
     table = read_table(adult_csv, "income", types=read_metadata(tmp_path / "meta.json"))
@@ -159,7 +159,7 @@ def test_metadata_file_sets_column_types_and_parquet_needs_pyarrow(adult_csv, tm
 def test_a_detector_fits_a_dataframe_as_it_fits_the_same_csv(telco_path):
     import pandas as pd
 
-    from vaekit.anomaly import AnomalyDetector
+    from vaekit.tasks.anomaly import AnomalyDetector
 
     df = pd.read_csv(telco_path).dropna().head(600).drop(columns="churn")
     table = read_table(telco_path, "churn")
@@ -181,7 +181,7 @@ def test_a_column_missing_in_every_row_is_named(tmp_path):
 def test_messages_give_file_lines_only_for_tables_read_from_files():
     import pandas as pd
 
-    from vaekit.data.tables import Table
+    from vaekit.data.tables.reader import Table
 
     schema = TableSchema.fit(Table.from_frame(pd.DataFrame({"a": range(20), "c": ["x", "y"] * 10})))
     with pytest.raises(VaekitError, match=r"holds text here: row 1 'seven'; fix"):
@@ -190,7 +190,7 @@ def test_messages_give_file_lines_only_for_tables_read_from_files():
 
 def test_the_schema_not_the_new_rows_decides_which_columns_are_modelled():
     """Ten new rows all look like identifiers; a fitted identifier may look like a category in them."""
-    from vaekit.data.tables import Table
+    from vaekit.data.tables.reader import Table
 
     df = _every_type()
     df["code"] = np.random.default_rng(1).choice(["K1", "K2"], len(df))

@@ -2,8 +2,8 @@
 from .errors import VaekitError, VaekitWarning
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "VaekitError", "VaekitWarning", "estimator_for", "load",
-           "__version__"]
+__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "AnomalyDetector", "load_detector", "VaekitError",
+           "VaekitWarning", "estimator_for", "load", "__version__"]
 _ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
 
 
@@ -14,7 +14,11 @@ def __getattr__(name: str):
 
         return getattr(estimators, name)
     if name == "TabularVAE":
-        from .synthesis.synthesizer import TabularVAE
+        from .tasks.synthesis.synthesizer import TabularVAE
 
         return TabularVAE
+    if name in ("AnomalyDetector", "load_detector"):
+        from .tasks.anomaly import detector
+
+        return getattr(detector, name)
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .config import ModelConfig, TrainConfig
 from .data import DiskRows, to_model_layout
-from .data.files import refuse_sparse
+from .data.images.files import refuse_sparse
 from .errors import VaekitError, check_count
 from .latent import interpolate_codes
 from .models import get_spec, noise

@@ -15,7 +15,7 @@ FORMAT = 1  # the newest folder format this vaekit reads and writes
 KINDS = {
     "model": ("a model (a training run or a saved estimator)",
               "vaekit.load(PATH), or the commands sample, reconstruct, interpolate, latent-map, manifold, evaluate"),
-    "anomaly-detector": ("an anomaly detector", "vaekit.anomaly.load_detector(PATH), or "
+    "anomaly-detector": ("an anomaly detector", "vaekit.load_detector(PATH), or "
                          "'vaekit anomaly score PATH' / 'vaekit anomaly evaluate PATH'"),
 }
 # folders written before manifests existed: the file that marks each kind

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import plots
-from ..anomaly import SCORES, anomaly_labels, threshold_metrics
+from ..tasks.anomaly import SCORES, anomaly_labels, threshold_metrics
 from ..config import DataConfig
 from ..data import NAMED, load_data
-from ..data.files import reading_arrays
+from ..data.images.files import reading_arrays
 from ..errors import VaekitError, listed
 from ..io import atomic_write, atomic_write_json
-from ..data.tables import drop_missing, read_metadata, read_table
+from ..data.tables.reader import drop_missing, read_metadata, read_table
 from .common import add_table_reading_args, count
 
 HELP = "anomaly detection: fit a detector on normal data, score data, evaluate AUROC/AUPRC with plots"
@@ -133,7 +133,7 @@ def _class_index(name: str, classes) -> int:
 
 
 def _fit(args) -> int:
-    from ..anomaly.detector import AnomalyDetector  # scikit-learn: only for this command
+    from ..tasks.anomaly.detector import AnomalyDetector  # scikit-learn: only for this command
 
     data = load_role(args, "fit")
     det = AnomalyDetector(model=args.model, score=args.score, contamination=args.contamination, epochs=args.epochs,
@@ -169,7 +169,7 @@ def _score_rows(det, data: RoleData, path) -> np.ndarray:
 
 
 def _score(args) -> int:
-    from ..anomaly.detector import load_detector
+    from ..tasks.anomaly.detector import load_detector
 
     det = load_detector(args.detector)
     data = load_role(args, "score")
@@ -180,7 +180,7 @@ def _score(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ..anomaly.detector import load_detector
+    from ..tasks.anomaly.detector import load_detector
 
     det = load_detector(args.detector)
     data = load_role(args, "evaluate")

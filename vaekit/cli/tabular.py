@@ -54,9 +54,9 @@ def run(args) -> int:
 
 
 def _fit(args) -> int:
-    from ..data.tables import read_metadata, read_table
+    from ..data.tables.reader import read_metadata, read_table
     from ..io import atomic_write_json
-    from ..synthesis.synthesizer import TabularVAE
+    from ..tasks.synthesis.synthesizer import TabularVAE
 
     types = read_metadata(args.metadata) if args.metadata else None
     table = read_table(args.data, coerce=args.coerce, categorical=args.categorical, types=types)
@@ -106,7 +106,7 @@ def _sample(args) -> int:
 
 
 def _report(args) -> int:
-    from ..synthesis.report import write_report
+    from ..tasks.synthesis.report import write_report
 
     model = _load_synthesizer(args.run)
     read = model.read_frame

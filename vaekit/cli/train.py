@@ -12,7 +12,7 @@ import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data import DiskRows, load_data
-from ..data.dataset import NAMED
+from ..data.images.dataset import NAMED
 from ..errors import VaekitError
 from ..runs import CONFIG_FILE, fit_module, read_config
 from ..io import atomic_write_json

@@ -71,7 +71,7 @@ def _example(ref: str, run: str, args, model) -> np.ndarray:
     path = Path(ref)
     if not path.is_file():
         raise VaekitError(f"'{ref}' is neither a test-set index nor an image file")
-    from ..data.files import load_image_folder  # one image: reuse the folder reader's conversions
+    from ..data.images.files import load_image_folder  # one image: reuse the folder reader's conversions
     import shutil
     import tempfile
 

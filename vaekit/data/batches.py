@@ -4,7 +4,7 @@ A `Batches` is a set of N examples that can move to a device and give, for any r
 slice), the arguments of the module's loss: `module.loss(*data.batch(idx))`. `inputs(idx)` gives the model's
 input for those rows without training-time randomness (for monitors such as active units). Each modality
 supplies one: `ImageBatches` here (uint8 rows scaled to [0, 1] per batch, binarised if asked, with optional
-per-example targets), `data.table_encoding.TableBatches` for tables (mode codes and scalars).
+per-example targets), `data.tables.encoding.TableBatches` for tables (mode codes and scalars).
 """
 from __future__ import annotations
 

@@ -205,7 +205,7 @@ class MaskedLinear(nn.Linear):
 
 
 class TableLikelihood(nn.Module):
-    """A table's mixed likelihood, assembled from its encoding's column groups (data.table_encoding): a
+    """A table's mixed likelihood, assembled from its encoding's column groups (data.tables.encoding): a
     categorical over each column's codes (categories, point values, modes, 'missing') and a Gaussian with a
     learned scale over each numeric column's offset inside its mode, counted only where the code is a mode.
 

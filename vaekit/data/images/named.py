@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VaekitError
-from ..io import atomic_write_bytes
+from ...errors import VaekitError
+from ...io import atomic_write_bytes
 from .idx import parse_idx, read_idx_bytes
 
 

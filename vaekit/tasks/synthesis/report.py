@@ -4,7 +4,7 @@
 - pairs.png: the pairwise association matrices of the real and the synthetic rows side by side (Pearson's r
   between numeric columns, Cramér's V, from scipy, between the rest, numbers cut into deciles), and their
   difference;
-- the scores of vaekit.synthesis.evaluate: quality and diagnostic (sdmetrics), machine-learning efficacy
+- the scores of vaekit.tasks.synthesis.evaluate: quality and diagnostic (sdmetrics), machine-learning efficacy
   (train on synthetic, test on real, next to train on real) and privacy (distance to the closest record).
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VaekitError
-from ..io import atomic_write, atomic_write_json
-from ..plots import _pyplot, _save_figure
+from ...errors import VaekitError
+from ...io import atomic_write, atomic_write_json
+from ...plots import _pyplot, _save_figure
 from . import evaluate
 
 MAX_BARS = 12  # categories shown per column (the most frequent in the real rows)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import reading_arrays
-from ..errors import VaekitError, VaekitWarning, listed
+from ..images.files import reading_arrays
+from ...errors import VaekitError, VaekitWarning, listed
 
 MISSING = {"", "?", "na", "n/a", "nan", "null", "none"}
 NUMERIC_SHARE = 0.9  # a column whose cells are at least this share numbers is numeric with a few bad cells
@@ -201,7 +201,7 @@ def _seconds(parsed) -> np.ndarray:
 
 def read_metadata(path) -> dict[str, str]:
     """Column types from a JSON file {"columns": {"name": "categorical", ...}} (types: COLUMN_TYPES)."""
-    from ..io import read_json
+    from ...io import read_json
 
     doc = read_json(path, "fix the file: {\"columns\": {\"column name\": \"type\"}}")
     cols = doc.get("columns") if isinstance(doc, dict) else None

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..errors import VaekitError, listed
+from ...errors import VaekitError, listed
 
 SCORES = ("nll", "elbo", "reconstruction")
 _BOOLEAN = {"0": 0, "1": 1, "false": 0, "true": 1}
@@ -100,4 +100,4 @@ def __getattr__(name: str):
         from . import detector
 
         return getattr(detector, name)
-    raise AttributeError(f"module 'vaekit.anomaly' has no attribute {name!r}")
+    raise AttributeError(f"module 'vaekit.tasks.anomaly' has no attribute {name!r}")

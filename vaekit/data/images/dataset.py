@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import VaekitError, unknown_name
+from ...config import DataConfig
+from ...errors import VaekitError, unknown_name
 from .files import check_array, load_array_file, load_image_folder
 from .named import IDX_SETS, load_idx_set
 from .rows import DiskRows

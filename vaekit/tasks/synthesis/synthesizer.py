@@ -1,7 +1,7 @@
 """`TabularVAE`: synthetic tables from a VAE, in SDV's shape (fit a DataFrame, sample rows, save and load).
 
 The network is the registry's `tabular-vae` entry (the shared VAE module with the table likelihood), trained
-by the shared trainer on the table's codes (data.table_encoding). Two things make its samples follow the data
+by the shared trainer on the table's codes (data.tables.encoding). Two things make its samples follow the data
 more closely than a VAE sampled from its N(0, I) prior:
 
 - samples are drawn from a Gaussian mixture fitted to the aggregate posterior, one code z ~ q(z|x) per
@@ -23,17 +23,17 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ..config import TrainConfig
-from ..data.table_encoding import TableBatches, TableEncoding
-from ..data.tables import Table, read_table
-from ..errors import VaekitError, check_count
-from ..io import atomic_write_json, read_json
-from ..models.likelihoods import TableLikelihood
-from ..estimators import entry_trained_by, seed_of
-from ..runs import fit_module, load_module, read_config, write_config
-from ..train import HISTORY_FILE, WEIGHTS_FILE
-from ..train import checkpoint as ckpt
-from ..config import ModelConfig
+from ...config import TrainConfig
+from ...data.tables.encoding import TableBatches, TableEncoding
+from ...data.tables.reader import Table, read_table
+from ...errors import VaekitError, check_count
+from ...io import atomic_write_json, read_json
+from ...models.likelihoods import TableLikelihood
+from ...estimators import entry_trained_by, seed_of
+from ...runs import fit_module, load_module, read_config, write_config
+from ...train import HISTORY_FILE, WEIGHTS_FILE
+from ...train import checkpoint as ckpt
+from ...config import ModelConfig
 
 ENCODING_FILE = "encoding.json"
 PRIOR_FILE = "latent-prior.safetensors"

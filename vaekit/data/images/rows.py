@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import VaekitError
+from ...errors import VaekitError
 
 CHUNK_ROWS = 8192  # rows per read when the whole array must be scanned (checks)
 

@@ -7,9 +7,9 @@ Train on (mostly) normal data; score what the model finds unlikely. `AnomalyDete
 - 'elbo': the negative ELBO, averaged over samples (VAEs);
 - 'reconstruction': -log p(x | z = E[z|x]), the reconstruction error at the posterior mean (any model).
 Images (uint8, or arrays of 3 or more axes) use a Bernoulli likelihood on pixels; tables (2-D arrays, a
-vaekit.data.tables.Table or a pandas DataFrame) a unit-variance Gaussian on robustly scaled features
-(data.tables.TableSchema), and per-column contributions name the columns behind a score. The variance stays
-fixed because a learned per-feature scale lets the columns that are nearly constant in the training data
+vaekit.data.tables.reader.Table or a pandas DataFrame) a unit-variance Gaussian on robustly scaled features
+(data.tables.reader.TableSchema), and per-column contributions name the columns behind a score. The variance
+stays fixed because a learned per-feature scale lets the columns that are nearly constant in the training data
 dominate every score.
 
 On tables the default detector is a bagged ensemble (n_members=6): each VAE trains on its own random
@@ -43,16 +43,16 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from .. import estimators
-from ..errors import VaekitError, VaekitWarning, check_count
-from ..models import noise
-from ..runs import repeatable_kernels
-from ..io import atomic_write_json, read_json
-from ..manifest import check_manifest, write_manifest
-from ..data.tables import Table, TableSchema
-from ..train import checkpoint as ckpt
-from ..train import to_unit_float
-from ..train.progress import shared_bar
+from ... import estimators
+from ...errors import VaekitError, VaekitWarning, check_count
+from ...models import noise
+from ...runs import repeatable_kernels
+from ...io import atomic_write_json, read_json
+from ...manifest import check_manifest, write_manifest
+from ...data.tables.reader import Table, TableSchema
+from ...train import checkpoint as ckpt
+from ...train import to_unit_float
+from ...train.progress import shared_bar
 from . import SCORES
 
 DETECTOR_FILE = "detector.json"

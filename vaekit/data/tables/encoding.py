@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..errors import VaekitError, listed
-from .tables import Table, category_text, missing_mask, refuse_empty_columns
+from ...errors import VaekitError, listed
+from .reader import Table, category_text, missing_mask, refuse_empty_columns
 
 DISCRETE_MAX = 20  # a numeric column with at most this many distinct values is coded value by value
 POINT_SHARE = 0.05  # a value that holds this share of a numeric column's rows is a mode of its own

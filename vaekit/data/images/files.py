@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VaekitError
+from ...errors import VaekitError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}  # P is checked for colour below

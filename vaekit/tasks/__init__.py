@@ -1,0 +1,2 @@
+"""What people do with a trained model, one sub-package per task, each built on the shared core (models, train,
+runs): anomaly detection (anomaly) and synthetic tables (synthesis)."""
