@@ -144,6 +144,10 @@ def test_the_autoregressive_table_likelihood_is_a_normalised_distribution_its_dr
     first = held[:, :2].argmax(1)  # log p(column 1 = 2 | z, column 0), column 0 drawn first
     marginal = prob.view(2, 3, 4).sum(2)
     torch.testing.assert_close(log_p, (marginal[first, 2] / marginal[first].sum(1)).log())
+    flat = TableLikelihood([2, 3, 4], [])  # columns independent given z: the held column's own probability
+    held, log_p = flat(params[:3, :9]).sample_given([(1, 2)], gen)
+    assert (held[:, 2:5].argmax(1) == 2).all()
+    torch.testing.assert_close(log_p, params[:3, 2:5].log_softmax(-1)[:, 2])
 
 def test_the_encoding_round_trips_rows_and_json():
     df = every_type(400)
@@ -182,6 +186,12 @@ def test_the_trainer_takes_a_modalitys_batches_without_looking_inside():
 def test_bad_tables_are_refused_with_the_problem_named(frame, message):
     with pytest.raises(vaekit.VaekitError, match=message):
         vaekit.TabularVAE(epochs=1).fit(frame)
+
+
+@pytest.mark.parametrize("width", [-1, 2.5, True])
+def test_a_bad_autoregressive_width_is_refused(width):
+    with pytest.raises(vaekit.VaekitError, match="width of the likelihood's masked layer"):
+        vaekit.TabularVAE(epochs=1, autoregressive=width).fit(every_type(50))
 
 
 @pytest.mark.parametrize("conditions, message", [

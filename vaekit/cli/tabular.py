@@ -26,7 +26,10 @@ def add_arguments(p) -> None:
     fit.add_argument("--epochs", type=count(), help="passes over the table (default: about 3000 training steps, "
                      "10 to 150 epochs)")
     fit.add_argument("--latent-dim", type=count(), help="code size (default: 16)")
-    fit.add_argument("--beta", type=float, help="weight of the KL term (default: 0.5)")
+    fit.add_argument("--beta", type=float, help="weight of the KL term (default: 1)")
+    fit.add_argument("--autoregressive", type=int, metavar="WIDTH", help="units of the likelihood's masked layer "
+                     "that lets each column depend on the ones before it (default: 512; 0: columns independent "
+                     "given the code, faster to sample)")
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     fit.add_argument("--seed", type=int, default=0, help="seeds the encoding, the weights and the batches")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -60,8 +63,8 @@ def _fit(args) -> int:
 
     types = read_metadata(args.metadata) if args.metadata else None
     table = read_table(args.data, coerce=args.coerce, categorical=args.categorical, types=types)
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("latent_dim", args.latent_dim), ("beta", args.beta))
-                 if v is not None}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("latent_dim", args.latent_dim), ("beta", args.beta),
+                                   ("autoregressive", args.autoregressive)) if v is not None}
     model = TabularVAE(random_state=args.seed, device=args.device, verbose=not args.quiet, **overrides)
     out = Path(args.out)
     model.fit(table, run_dir=out)

@@ -100,7 +100,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("tabular-vae", VAEModule,
                   "VAE for synthetic tables: mode-specific normalisation, a mixed-type likelihood, a latent mixture "
                   "for (conditional) sampling",
-                  {"likelihood": "table", "latent_dim": 16, "hidden": (128, 128), "beta": 0.5}, modality=TABLES,
+                  {"likelihood": "table", "latent_dim": 16, "hidden": (128, 128), "beta": 1.0}, modality=TABLES,
                   trained_by="TabularVAE"),
     )
 }

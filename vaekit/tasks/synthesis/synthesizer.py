@@ -48,7 +48,7 @@ class TabularVAE(BaseEstimator):
     """A synthesizer of tables: fit(df), sample(n, random_state=, conditions=), save(dir), vaekit.load(dir).
 
     Parameters override the `tabular-vae` registry entry (latent_dim, hidden, beta) and the trainer (epochs,
-    batch_size, lr, weight_decay; None: sized to the table, see train_config).
+    batch_size, lr, schedule, weight_decay; None: sized to the table, see train_config).
     prior_components: the latent mixture's size. autoregressive: the width of the likelihood's masked layer
     that makes each column depend on the ones before it (0: columns independent given z; see TableLikelihood).
     types: column -> type
@@ -56,9 +56,9 @@ class TabularVAE(BaseEstimator):
     columns_ (the fitted column order).
     """
 
-    def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(128, 128), beta=0.5, epochs=None,
-                 batch_size=None, lr=2e-3, weight_decay=0.0, prior_components=30, autoregressive=128, types=None,
-                 device="auto", random_state=None, verbose=False):
+    def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(128, 128), beta=1.0, epochs=None,
+                 batch_size=None, lr=2e-3, schedule="cosine", weight_decay=0.0, prior_components=30, autoregressive=512,
+                 types=None, device="auto", random_state=None, verbose=False):
         self.model = model
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -66,6 +66,7 @@ class TabularVAE(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.schedule = schedule
         self.weight_decay = weight_decay
         self.prior_components = prior_components
         self.autoregressive = autoregressive
@@ -88,7 +89,8 @@ class TabularVAE(BaseEstimator):
         else:
             batch = self.batch_size or min(500, max(50, rows // 10))
             epochs = self.epochs or min(MAX_EPOCHS, max(10, math.ceil(TRAIN_STEPS / math.ceil(rows / batch))))
-        return TrainConfig(epochs=epochs, batch_size=batch, lr=self.lr, weight_decay=self.weight_decay,
+        return TrainConfig(epochs=epochs, batch_size=batch, lr=self.lr, schedule=self.schedule,
+                           weight_decay=self.weight_decay,
                            seed=seed_of(self.random_state), device=self.device).validate(type(self).__name__)
 
     # -- fitting ------------------------------------------------------------------------------
@@ -96,6 +98,9 @@ class TabularVAE(BaseEstimator):
         """Fit on a DataFrame, a vaekit Table or a table file (.csv / .parquet). Every column is modelled,
         missing values included; run_dir keeps the training run (checkpoints, history) there."""
         check_count("prior_components", self.prior_components)
+        if isinstance(self.autoregressive, bool) or not isinstance(self.autoregressive, int) or self.autoregressive < 0:
+            raise VaekitError(f"autoregressive is the width of the likelihood's masked layer, a whole number >= 0 "
+                              f"(0: columns independent given z); got {self.autoregressive!r}")
         table, dtypes = _as_table(data, self.types)
         seed = seed_of(self.random_state)
         mcfg, tcfg = self.model_config(), self.train_config(len(table))
