@@ -168,29 +168,29 @@ class TableDistribution:
         for a condition weighs by."""
         lik, p = self.lik, self.params
         fixed = dict(fixed)
-        if lik.width == 0:
-            logits = p[..., :lik.n_codes].clone()
-            log_p = p.new_zeros(p.shape[:-1])
-            for block, code in fixed.items():
-                a, b = lik.slices[block]
-                log_p += logits[..., a:b].log_softmax(-1)[..., code]
-                logits[..., a:b] = -math.inf
-                logits[..., a + code] = 0.0
-            return lik.draw(torch.cat([logits, p[..., lik.n_codes:]], -1), range(lik.n_features), generator), log_p
-        x = p.new_zeros(*p.shape[:-1], lik.n_features)
         log_p = p.new_zeros(p.shape[:-1])
+        if lik.width == 0:
+            out = p.clone()
+            for block, code in fixed.items():
+                log_p += _hold(out[..., slice(*lik.slices[block])], code)
+            return lik.draw(out, range(lik.n_features), generator), log_p
+        x = p.new_zeros(*p.shape[:-1], lik.n_features)
         pre = p[..., lik.n_params:]  # the hidden layer's input before any column is known: z's context
-        w_in, w_out = lik.masked_weights()
+        w_in, w_out = lik.made_in.masked_weight, lik.made_out.masked_weight
         for block, feats in enumerate(lik.block_features):
             out = F.linear(pre.relu(), w_out[feats], lik.made_out.bias[feats]) + p[..., feats]
-            n = lik.slices[block][1] - lik.slices[block][0]
             if block in fixed:
-                log_p += out[..., :n].log_softmax(-1)[..., fixed[block]]
-                out[..., :n] = -math.inf
-                out[..., fixed[block]] = 0.0
+                log_p += _hold(out[..., :lik.slices[block][1] - lik.slices[block][0]], fixed[block])
             x[..., feats] = lik.draw(out, feats, generator)
             pre = pre + F.linear(x[..., feats], w_in[:, feats])
         return x, log_p
+
+
+def _hold(logits: torch.Tensor, code: int) -> torch.Tensor:
+    """Fix one block's draw to code, in place on its logits (..., codes); returns the code's log-probability."""
+    log_p = logits.log_softmax(-1)[..., code]
+    logits.fill_(-math.inf)[..., code] = 0.0
+    return log_p
 
 
 class MaskedLinear(nn.Linear):
@@ -200,8 +200,12 @@ class MaskedLinear(nn.Linear):
         super().__init__(mask.shape[1], mask.shape[0], bias=bias)
         self.register_buffer("mask", mask, persistent=False)
 
+    @property
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.masked_weight, self.bias)
 
 
 class TableLikelihood(nn.Module):
@@ -248,9 +252,6 @@ class TableLikelihood(nn.Module):
             nn.init.zeros_(self.made_out.weight)
             nn.init.zeros_(self.made_out.bias)
 
-    def masked_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.made_in.weight * self.made_in.mask, self.made_out.weight * self.made_out.mask
-
     def conditionals(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Each block's logits and each scalar's mean given z's decoder output and (autoregressive) the row x's
         earlier columns, (..., n_params)."""
@@ -268,17 +269,16 @@ class TableLikelihood(nn.Module):
         c = len(codes)
         u = torch.rand(out[..., :c].shape, generator=generator, device=out.device).clamp_(1e-12, 1 - 1e-7)
         gumbel = out[..., :c] - torch.log(-torch.log(u))
-        block = self.block_of[codes]
-        top = gumbel.new_full((*gumbel.shape[:-1], len(self.slices)), -math.inf)
-        top = top.scatter_reduce(-1, block.expand(gumbel.shape), gumbel, "amax").gather(-1, block.expand(gumbel.shape))
-        onehot = (gumbel == top).to(out.dtype)
+        onehot = (gumbel == self.block_max(gumbel, self.block_of[codes])[1]).to(out.dtype)
         eps = torch.randn(out[..., c:].shape, generator=generator, device=out.device)
         scale = self.log_scale[feats[c:] - self.n_codes].clamp(min=MIN_LOG_SCALE).exp()
         return torch.cat([onehot, out[..., c:] + eps * scale], -1)
 
-    def block_max(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each block's largest value, (..., blocks), and the same spread over the block's codes, (..., codes)."""
-        index = self.block_of.expand(values.shape)
+    def block_max(self, values: torch.Tensor, block_of: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each block's largest value, (..., blocks), and the same spread over the block's codes, (..., codes).
+        block_of: the block of each of values' codes (default: all codes, in order)."""
+        index = (self.block_of if block_of is None else block_of).expand(values.shape)
         top = values.new_full((*values.shape[:-1], len(self.slices)), -math.inf)
         top = top.scatter_reduce(-1, index, values, "amax")
         return top, top.gather(-1, index)

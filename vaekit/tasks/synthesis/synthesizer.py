@@ -57,8 +57,8 @@ class TabularVAE(BaseEstimator):
     """
 
     def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(128, 128), beta=1.0, epochs=None,
-                 batch_size=None, lr=2e-3, schedule="cosine", weight_decay=0.0, prior_components=30, autoregressive=512,
-                 types=None, device="auto", random_state=None, verbose=False):
+                 batch_size=None, lr=2e-3, schedule="cosine", weight_decay=0.0, prior_components=30,
+                 autoregressive=512, types=None, device="auto", random_state=None, verbose=False):
         self.model = model
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -98,9 +98,7 @@ class TabularVAE(BaseEstimator):
         """Fit on a DataFrame, a vaekit Table or a table file (.csv / .parquet). Every column is modelled,
         missing values included; run_dir keeps the training run (checkpoints, history) there."""
         check_count("prior_components", self.prior_components)
-        if isinstance(self.autoregressive, bool) or not isinstance(self.autoregressive, int) or self.autoregressive < 0:
-            raise VaekitError(f"autoregressive is the width of the likelihood's masked layer, a whole number >= 0 "
-                              f"(0: columns independent given z); got {self.autoregressive!r}")
+        check_count("autoregressive", self.autoregressive, minimum=0)  # the masked layer's width; 0: none
         table, dtypes = _as_table(data, self.types)
         seed = seed_of(self.random_state)
         mcfg, tcfg = self.model_config(), self.train_config(len(table))
@@ -113,9 +111,10 @@ class TabularVAE(BaseEstimator):
             atomic_write_json(Path(run_dir) / ENCODING_FILE, self.encoding_.to_dict())
         torch.manual_seed(seed)  # the likelihood's masked layer is initialised here, before fit_module seeds
         likelihood = TableLikelihood.of(self.encoding_, self.autoregressive)
+        # warn_collapse off: a table of a dozen columns uses a few units of the code; history_ says how many
         self.module_, self.history_ = fit_module(
-            self.model, mcfg, tcfg, data, run_dir=run_dir, verbose=self.verbose, likelihood=likelihood, artefacts={"encoding": ENCODING_FILE},
-            extra={"estimator": self._params_doc()}, warn_collapse=False)  # a table of a dozen columns uses a few units of the code; history_ says how many
+            self.model, mcfg, tcfg, data, run_dir=run_dir, verbose=self.verbose, likelihood=likelihood,
+            artefacts={"encoding": ENCODING_FILE}, extra={"estimator": self._params_doc()}, warn_collapse=False)
         self.columns_ = list(table.columns)
         self._fit_latent_mixture(data.to(self._module_device()), seed)
         if run_dir is not None:
