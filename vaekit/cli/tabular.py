@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     fit.add_argument("--out", required=True, help="run folder for the model")
     add_table_reading_args(fit)
     fit.add_argument("--epochs", type=count(), help="passes over the table (default: about 3000 training steps, "
-                     "10 to 150 epochs)")
+                     "10 to 50 epochs)")
     fit.add_argument("--latent-dim", type=count(), help="code size (default: 16)")
     fit.add_argument("--beta", type=float, help="weight of the KL term (default: 1)")
     fit.add_argument("--autoregressive", type=int, metavar="WIDTH", help="units of the likelihood's masked layer "

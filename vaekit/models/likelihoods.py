@@ -174,16 +174,26 @@ class TableDistribution:
             for block, code in fixed.items():
                 log_p += _hold(out[..., slice(*lik.slices[block])], code)
             return lik.draw(out, range(lik.n_features), generator), log_p
-        x = p.new_zeros(*p.shape[:-1], lik.n_features)
-        pre = p[..., lik.n_params:]  # the hidden layer's input before any column is known: z's context
-        w_in, w_out = lik.made_in.masked_weight, lik.made_out.masked_weight
+        # Rows are drawn block by block, features by rows (transposed), so that the hidden units of degree b,
+        # every n_blocks-th from b, are rows of the context and of the weights. Those units read only the blocks
+        # before b: each is computed once, when block b is reached, and its terms are added at once to the
+        # parameters of every feature (the masked weights give zero to the blocks already drawn).
+        shape, p = p.shape[:-1], p.reshape(-1, p.shape[-1])
+        w_in, w_out, n_blocks = lik.made_in.masked_weight, lik.made_out.masked_weight, len(lik.slices)
+        p_t = p.T.contiguous()
+        out, context = p_t[:lik.n_params] + lik.made_out.bias[:, None], p_t[lik.n_params:]
+        x = p.new_zeros(lik.n_features, len(p))
+        log_p = log_p.reshape(-1)
         for block, feats in enumerate(lik.block_features):
-            out = F.linear(pre.relu(), w_out[feats], lik.made_out.bias[feats]) + p[..., feats]
+            if block < lik.width:
+                units = slice(block, None, n_blocks)
+                out.addmm_(w_out[:, units], torch.addmm(context[units], w_in[units], x).relu_())
+            params = out[feats].T
             if block in fixed:
-                log_p += _hold(out[..., :lik.slices[block][1] - lik.slices[block][0]], fixed[block])
-            x[..., feats] = lik.draw(out, feats, generator)
-            pre = pre + F.linear(x[..., feats], w_in[:, feats])
-        return x, log_p
+                log_p += _hold(params[:, :lik.slices[block][1] - lik.slices[block][0]], fixed[block])
+            x[feats] = lik.draw(params, feats, generator).T
+        x = x.T.contiguous()
+        return x.reshape(*shape, -1), log_p.reshape(shape)
 
 
 def _hold(logits: torch.Tensor, code: int) -> torch.Tensor:
@@ -246,7 +256,8 @@ class TableLikelihood(nn.Module):
         feature_block = torch.cat([block_of, block_of[[codes[0] for codes in scalar_codes]].reshape(-1)])
         self.block_features = [torch.nonzero(feature_block == b)[:, 0] for b in range(len(self.slices))]
         if self.width:
-            hidden_block = torch.arange(self.width) % len(self.slices)  # a unit of degree d reads blocks < d
+            # a unit of degree d reads blocks < d; the units of degree d are every n_blocks-th from d (sampling slices them)
+            hidden_block = torch.arange(self.width) % len(self.slices)
             self.made_in = MaskedLinear((feature_block[None] < hidden_block[:, None]).float(), bias=False)
             self.made_out = MaskedLinear((hidden_block[None] <= feature_block[:, None]).float())
             nn.init.zeros_(self.made_out.weight)
