@@ -152,6 +152,8 @@ class TrainConfig:
     """Stacked autoencoders: greedy layer-wise pretraining, this many epochs per layer, before training the whole network."""
     kl_warmup_epochs: int = 0
     """Raise the KL weight linearly from 0 to beta over this many epochs (Bowman et al. 2016; Sønderby et al. 2016)."""
+    kl_cycles: int = 0
+    """Cyclical KL annealing (Fu et al. 2019): this many cycles over the run, each raising the KL weight from 0 to beta over its first half, then holding it; 0 is off."""
     binarize: bool = False
     """Dynamic binarisation: train on x ~ Bernoulli(pixel intensity), drawn afresh for every minibatch."""
     seed: int = 0
@@ -181,6 +183,10 @@ class TrainConfig:
                "an int >= 0", self.layerwise_epochs)
         _check(isinstance(self.kl_warmup_epochs, int) and self.kl_warmup_epochs >= 0, owner, "kl_warmup_epochs",
                "an int >= 0", self.kl_warmup_epochs)
+        _check(isinstance(self.kl_cycles, int) and self.kl_cycles >= 0, owner, "kl_cycles", "an int >= 0",
+               self.kl_cycles)
+        if self.kl_cycles and self.kl_warmup_epochs:
+            raise VaekitError(f"{owner} got both kl_warmup_epochs and kl_cycles: choose one KL schedule")
         _check(isinstance(self.seed, int), owner, "seed", "an int", self.seed)
         _check(self.precision in ("fp32", "bf16", "fp16"), owner, "precision", "'fp32', 'bf16' or 'fp16'",
                self.precision)
@@ -213,6 +219,80 @@ class DataConfig:
                                                     for v in self.image_size)),
                owner, "image_size", "None or two ints >= 1 (height, width)", self.image_size)
         _check(0 < self.test_fraction < 1, owner, "test_fraction", "a float in (0, 1)", self.test_fraction)
+        _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1), owner, "limit",
+               "None or an int >= 1", self.limit)
+        return self
+
+
+@dataclass
+class TextModelConfig:
+    """Architecture and objective of a sentence model: the sentence VAE, or the same network as a language model."""
+
+    latent_dim: int = 32
+    """Size of the latent code z (the language model has none)."""
+    embed_dim: int = 256
+    """Size of the word embeddings."""
+    hidden_dim: int = 256
+    """Units of the encoder's and the decoder's recurrent layer."""
+    cell: str = "lstm"
+    """Recurrent cell: 'lstm' or 'gru'."""
+    beta: float = 1.0
+    """Weight of the KL term."""
+    word_dropout: float = 0.0
+    """Share of the decoder's input words replaced by <unk> while training, so it must lean on z (Bowman et al. 2016)."""
+    free_bits: float = 0.0
+    """Free bits (Kingma et al. 2016): a latent unit's mean KL over the batch below this many nats is not penalised."""
+    dropout: float = 0.0
+    """Dropout on the embeddings and on the decoder's outputs."""
+
+    def validate(self, owner: str = "the model") -> TextModelConfig:
+        for name in ("latent_dim", "embed_dim", "hidden_dim"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, owner, name, "an int >= 1", v)
+        _check(self.cell in ("lstm", "gru"), owner, "cell", "'lstm' or 'gru'", self.cell)
+        _check(_is_real(self.beta) and self.beta >= 0, owner, "beta", "a float >= 0", self.beta)
+        for name in ("word_dropout", "dropout"):
+            v = getattr(self, name)
+            _check(_is_real(v) and 0 <= v < 1, owner, name, "a float in [0, 1)", v)
+        _check(_is_real(self.free_bits) and self.free_bits >= 0, owner, "free_bits", "a float >= 0", self.free_bits)
+        return self
+
+
+@dataclass
+class TextDataConfig:
+    """How sentences become token ids, and how the corpus is split; stored so later commands read text alike."""
+
+    tokenizer: str = "word"
+    """'word' (split at spaces; a vocabulary cut by count and size) or 'bpe' (byte-pair encoding trained on the training split)."""
+    lower: bool = True
+    """Lower-case the text before tokenising."""
+    vocab_size: int = 10000
+    """Most tokens in the vocabulary, the special ones included (<pad>, <s>, </s>, <unk>)."""
+    min_count: int = 2
+    """Word tokenizer: a word seen fewer times in the training split becomes <unk>."""
+    max_length: int = 50
+    """Most tokens of a sentence; longer ones are cut (with a warning that says how many)."""
+    val_fraction: float = 0.05
+    """Share of the sentences held out for validation."""
+    test_fraction: float = 0.05
+    """Share of the sentences held out for testing."""
+    limit: int | None = None
+    """Use only the first N sentences of the corpus (quick experiments)."""
+
+    def validate(self, owner: str = "the text data") -> TextDataConfig:
+        _check(self.tokenizer in ("word", "bpe"), owner, "tokenizer", "'word' or 'bpe'", self.tokenizer)
+        _check(isinstance(self.vocab_size, int) and self.vocab_size >= 5, owner, "vocab_size", "an int >= 5",
+               self.vocab_size)
+        _check(isinstance(self.min_count, int) and self.min_count >= 1, owner, "min_count", "an int >= 1",
+               self.min_count)
+        _check(isinstance(self.max_length, int) and self.max_length >= 1, owner, "max_length", "an int >= 1",
+               self.max_length)
+        _check(_is_real(self.val_fraction) and 0 <= self.val_fraction < 1, owner, "val_fraction",
+               "a float in [0, 1)", self.val_fraction)
+        _check(_is_real(self.test_fraction) and 0 < self.test_fraction < 1, owner, "test_fraction",
+               "a float in (0, 1)", self.test_fraction)
+        _check(self.val_fraction + self.test_fraction < 1, owner, "val_fraction + test_fraction", "below 1",
+               self.val_fraction + self.test_fraction)
         _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1), owner, "limit",
                "None or an int >= 1", self.limit)
         return self
@@ -263,4 +343,4 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
-__all__ = ["ModelConfig", "TrainConfig", "DataConfig", "from_dict", "to_dict", "field_docs"]
+__all__ = ["ModelConfig", "TrainConfig", "DataConfig", "TextModelConfig", "TextDataConfig", "from_dict", "to_dict", "field_docs"]

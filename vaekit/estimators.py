@@ -192,7 +192,7 @@ class VAE(LatentModel):
                  prior="standard", prior_components=500, activation="relu", dropout=0.0, batch_norm=False,
                  init="default", corruption="none", corruption_level=0.3,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
-                 schedule="constant", clip_norm=None, clip_value=None, patience=None, kl_warmup_epochs=0,
+                 schedule="constant", clip_norm=None, clip_value=None, patience=None, kl_warmup_epochs=0, kl_cycles=0,
                  binarize=False, device="auto", precision="fp32", random_state=None, verbose=False):
         for name, value in list(locals().items()):
             if name not in ("self", "__class__"):

@@ -42,7 +42,7 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=N
     Returns (the fitted module, in eval mode; the history).
     """
     shape = tuple(x.shape[1:])
-    if mcfg.likelihood == "bernoulli":
+    if getattr(mcfg, "likelihood", None) == "bernoulli":
         require_unit_interval(x, model_name)
     torch.manual_seed(tcfg.seed)
     module = build_module(model_name, mcfg, shape, likelihood)
@@ -139,7 +139,7 @@ def load_module(directory, device: str = "cpu", likelihood: nn.Module | None = N
     if not (directory / WEIGHTS_FILE).is_file():
         raise VaekitError(f"{directory} has no {WEIGHTS_FILE} yet: the run saved no epoch; train it (or --resume)")
     spec = get_spec(doc.get("model"))
-    mcfg = from_dict(ModelConfig, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
+    mcfg = from_dict(spec.config_class, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
     module = build_module(spec.name, mcfg, tuple(doc["input_shape"]), likelihood).to(resolve_device(device))
     tensors = _delivered_weights(directory)
     ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))

@@ -15,8 +15,8 @@ def load_run(run: str, device: str = "cpu"):
 
     model = load(run, device=device)
     if not isinstance(model, LatentModel):
-        raise VaekitError(f"{run} holds a {type(model).__name__} (a model of tables), which this command does not "
-                          f"take: use 'vaekit tabular sample {run} -n N --out rows.csv' or 'vaekit tabular report'")
+        raise VaekitError(f"{run} holds a {type(model).__name__}, which this command does not take: use "
+                          f"{model.COMMANDS.replace('RUN', run)}")
     return model
 
 

@@ -6,14 +6,16 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, TextModelConfig
 from ..errors import unknown_name
 from .autoencoder import AutoencoderModule, SplitBrainModule
+from .text import LanguageModelModule, SentenceVAEModule
 from .vae import VAEModule
 
 
 IMAGES_AND_ARRAYS = "images and arrays (any (N, D) or (N, C, H, W) data)"
 TABLES = "tables (pandas DataFrames, CSV, Parquet: mixed column types, missing values)"
+TEXT = "text (sentences, one per line: words or BPE tokens)"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class ModelSpec:
     derived: dict[str, Callable[[dict], Any]] = field(default_factory=dict)
     modality: str = IMAGES_AND_ARRAYS  # the data the model takes: `vaekit models` groups by it
     trained_by: str = ""  # the estimator class, where it is not the one the module declares
+    config_class: type = ModelConfig  # the dataclass of its options (text models have their own)
 
     @property
     def variational(self) -> bool:
@@ -42,11 +45,12 @@ class ModelSpec:
         values = {**self.defaults, **overrides}
         for name, rule in self.derived.items():
             if name not in overrides:
-                values[name] = rule({**vars(ModelConfig()), **values})
+                values[name] = rule({**vars(self.config_class()), **values})
         return values
 
-    def config(self, **overrides) -> ModelConfig:
-        return replace(ModelConfig(), **self.values(**overrides))
+    def config(self, **overrides):
+        """The entry's options as its config_class, with overrides."""
+        return replace(self.config_class(), **self.values(**overrides))
 
 
 def _k_sparse_share(values: dict) -> Any:
@@ -102,6 +106,13 @@ MODELS: dict[str, ModelSpec] = {
                   "for (conditional) sampling",
                   {"likelihood": "table", "latent_dim": 16, "hidden": (128, 128), "beta": 1.0}, modality=TABLES,
                   trained_by="TabularVAE"),
+        ModelSpec("sentence-vae", SentenceVAEModule,
+                  "sentence VAE: LSTM encoder and decoder, the code fed at every step (Bowman et al. 2016), with "
+                  "cyclical KL annealing, word dropout and free bits against posterior collapse",
+                  {"word_dropout": 0.25, "free_bits": 0.1}, modality=TEXT, config_class=TextModelConfig),
+        ModelSpec("lstm-lm", LanguageModelModule,
+                  "LSTM language model: the sentence VAE's decoder with no latent (the bar its NLL is held to)",
+                  modality=TEXT, config_class=TextModelConfig),
     )
 }
 

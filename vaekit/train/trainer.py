@@ -139,7 +139,7 @@ class Trainer:
             bar.close()
         if c.patience is not None and best_weights is not None:
             self.module.load_state_dict(best_weights)
-        if c.kl_warmup_epochs:
+        if c.kl_warmup_epochs or c.kl_cycles:
             self.module.kl_scale = 1.0  # a run stopped during warm-up still scores with the true bound
         self.module.eval()
         release_free_memory()
@@ -155,7 +155,10 @@ class Trainer:
     def _train_epoch(self, data: Batches, epoch: int, steps: int, bar) -> dict[str, float]:
         c, module, opt, scaler = self.cfg, self.module, self.optimizer, self.scaler
         module.train()
-        perm = torch.randperm(len(data), generator=self.shuffle_rng, device=self.device)
+        # the epoch's order of examples: a modality may give its own (sentences bucketed by length)
+        order = getattr(data, "epoch_order", None)
+        perm = (torch.randperm(len(data), generator=self.shuffle_rng, device=self.device) if order is None
+                else order(c.batch_size, self.shuffle_rng).to(self.device))
         sums = None
         params = [p for g in opt.param_groups for p in g["params"]]
         # a module that sets its own gradients skips autograd's engine (in one process without loss scaling:
@@ -167,6 +170,9 @@ class Trainer:
                     g["lr"] = c.lr * self._lr_factor((epoch * steps + step) / (c.epochs * steps))
             if c.kl_warmup_epochs:
                 module.kl_scale = min(1.0, (epoch * steps + step + 1) / (c.kl_warmup_epochs * steps))
+            elif c.kl_cycles:
+                cycle = c.epochs * steps / c.kl_cycles
+                module.kl_scale = min(1.0, 2 * ((epoch * steps + step) % cycle + 1) / cycle)
             idx = perm[step * c.batch_size:(step + 1) * c.batch_size]  # the global batch
             # sum / (global batch / processes): DDP's average over processes is then the global batch mean
             per_example = len(idx) / self.dist.world_size

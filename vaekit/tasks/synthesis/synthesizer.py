@@ -56,6 +56,8 @@ class TabularVAE(BaseEstimator):
     columns_ (the fitted column order).
     """
 
+    COMMANDS = "'vaekit tabular sample RUN -n N --out rows.csv' or 'vaekit tabular report'"  # a model of tables
+
     def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(128, 128), beta=1.0, epochs=None,
                  batch_size=None, lr=2e-3, schedule="cosine", weight_decay=0.0, prior_components=30,
                  autoregressive=512, types=None, device="auto", random_state=None, verbose=False):
