@@ -2,7 +2,7 @@
 from .errors import VaekitError, VaekitWarning
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "AnomalyDetector", "load_detector", "VaekitError",
+__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "SentenceVAE", "AnomalyDetector", "load_detector", "VaekitError",
            "VaekitWarning", "estimator_for", "load", "__version__"]
 _ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
 
@@ -17,6 +17,10 @@ def __getattr__(name: str):
         from .tasks.synthesis.synthesizer import TabularVAE
 
         return TabularVAE
+    if name == "SentenceVAE":
+        from .tasks.text.sentences import SentenceVAE
+
+        return SentenceVAE
     if name in ("AnomalyDetector", "load_detector"):
         from .tasks.anomaly import detector
 

@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from ..errors import VaekitError, VaekitWarning
-from . import anomaly, demo, evaluate, finetune, models, tabular, train, views
+from . import anomaly, demo, evaluate, finetune, models, tabular, text, train, views
 from .options import Parser
 
 
@@ -18,6 +18,7 @@ def _commands():
         "finetune": (finetune.HELP, finetune.add_arguments, finetune.run),
         "anomaly": (anomaly.HELP, anomaly.add_arguments, anomaly.run),
         "tabular": (tabular.HELP, tabular.add_arguments, tabular.run),
+        "text": (text.HELP, text.add_arguments, text.run),
         "demo": (demo.HELP, demo.add_arguments, demo.run),
     }
     return cmds

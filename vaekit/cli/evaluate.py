@@ -32,6 +32,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    doc = read_config(args.run)
+    if doc.get("corpus") is not None or "text_data" in doc:
+        return _run_text(args, doc)
     keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
     model = load_run(args.run, device=args.device)
     data = load_run_data(args.run, args.data_dir)
@@ -50,6 +53,19 @@ def run(args) -> int:
     print(json.dumps(metrics, indent=2))
     if "warning" in metrics:
         print(f"vaekit evaluate: warning: {metrics['warning']}", file=sys.stderr)
+    if args.out:
+        atomic_write_json(args.out, metrics)
+    return 0
+
+
+def _run_text(args, doc: dict) -> int:
+    """A text run: NLL, PPL, KL, active units, I(x; z), token accuracy and BLEU on its test sentences."""
+    from .text import _load, text_splits
+
+    model = _load(args)
+    test = text_splits(doc)[2][:args.limit]
+    metrics = model.evaluate(test, k=args.k, seed=args.seed)
+    print(json.dumps(metrics, indent=2))
     if args.out:
         atomic_write_json(args.out, metrics)
     return 0
