@@ -30,16 +30,17 @@ class TokenBatch:
         return TokenBatch(self.ids.to(device), self.lengths.to(device))
 
 
-def encode_sentences(tokenizer, sentences: list[str], max_length: int, what: str = "sentences") -> list[list[int]]:
+def encode_sentences(tokenizer, sentences: list[str], max_length: int, what: str | None = "sentences"
+                     ) -> list[list[int]]:
     """Token ids of each sentence, with </s> at the end; a sentence longer than max_length tokens is cut to it
-    (one warning says how many were)."""
+    (one warning says how many were, unless what is None)."""
     out, cut = [], 0
     for s in sentences:
         ids = tokenizer.encode(s)
         if len(ids) > max_length:
             ids, cut = ids[:max_length], cut + 1
         out.append([*ids, EOS])
-    if cut:
+    if cut and what is not None:
         warnings.warn(f"{cut} of {len(sentences)} {what} are longer than max_length={max_length} tokens and were "
                       f"cut to it; raise max_length to keep them whole", VaekitWarning, stacklevel=2)
     return out

@@ -92,7 +92,7 @@ class SentenceVAE(BaseEstimator):
         self._train_codes = None
         return self
 
-    def _batches(self, sentences: list[str], what: str) -> TextBatches:
+    def _batches(self, sentences: list[str], what: str | None) -> TextBatches:
         ids = encode_sentences(self.tokenizer_, sentences, self.max_length, what)
         return TextBatches(ids, self.tokenizer_.vocab_size)
 
@@ -154,7 +154,7 @@ class SentenceVAE(BaseEstimator):
         check_count("k", k)
         z = self.transform([sentence])[0]
         if self._train_codes is None:
-            self._train_codes = self._codes(self._batches(self.train_sentences_, "training sentences"))
+            self._train_codes = self._codes(self._batches(self.train_sentences_, None))  # warned at fit
         dist = np.linalg.norm(self._train_codes - z, axis=1)
         order = np.argsort(dist, kind="stable")[:k]
         return [(self.train_sentences_[i], float(dist[i])) for i in order]

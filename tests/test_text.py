@@ -1,0 +1,187 @@
+"""Text: tokenizers, bucketed batches, the sentence VAE's bounds, its language-model limit, save/load, bad input."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vaekit
+from vaekit.cli import main
+from vaekit.config import TextModelConfig
+from vaekit.data.text import (EOS, PAD, TextBatches, WordTokenizer, BPETokenizer, fit_tokenizer, read_sentences,
+                              split_sentences, tokenizer_from_dict)
+from vaekit.errors import VaekitError
+from vaekit.models.text import LanguageModelModule, SentenceVAEModule
+
+BROWN = Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "brown" / "brown_sentences.txt"
+
+
+def brown(n: int) -> list[str]:
+    if not BROWN.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{BROWN} is missing under CI")
+        pytest.skip(f"the Brown corpus is not at {BROWN}")
+    return read_sentences(BROWN)[:n]
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_a_tokenizer_gives_its_training_sentences_back_and_survives_json(kind):
+    sentences = brown(2000)
+    tok = fit_tokenizer(kind, sentences, vocab_size=3000, min_count=1, lower=True)
+    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())), "tokenizer.json")
+    for s in sentences[:200]:
+        ids = tok.encode(s)
+        assert again.encode(s) == ids
+        if kind == "bpe" or all(w in tok.index for w in s.lower().split()):
+            assert tok.decode(ids) == " ".join(s.lower().split())
+    assert tok.encode("qqzx unseenword") != [] and (kind == "bpe" or set(tok.encode("qqzx")) == {3})
+
+
+def test_a_damaged_tokenizer_file_is_refused():
+    with pytest.raises(VaekitError, match="not a vaekit tokenizer"):
+        tokenizer_from_dict({"kind": "word", "lower": True, "tokens": ["a", "b"]}, "t.json")
+    with pytest.raises(VaekitError, match="not a vaekit tokenizer"):
+        tokenizer_from_dict({"kind": "bpe", "lower": True, "tokenizer": {"model": 3}}, "t.json")
+    with pytest.raises(VaekitError, match="not a vaekit tokenizer"):
+        tokenizer_from_dict([1, 2], "t.json")
+
+
+def test_bucketed_batches_lose_no_sentence_and_keep_each_in_order():
+    rng = np.random.default_rng(0)
+    sentences = [list(rng.integers(4, 50, rng.integers(1, 30))) + [EOS] for _ in range(1037)]
+    data = TextBatches(sentences, 50)
+    order = data.epoch_order(16, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(len(sentences)))
+    spreads = []
+    for i in range(0, len(order), 16):
+        idx = order[i:i + 16]
+        batch = data.inputs(idx)
+        for row, n, j in zip(batch.ids.tolist(), batch.lengths.tolist(), idx.tolist()):
+            assert row[:n] == sentences[j] and all(t == PAD for t in row[n:])
+        spreads.append(int(batch.lengths.max() - batch.lengths.min()))
+    random_spread = np.mean([np.ptp(rng.choice([len(s) for s in sentences], 16)) for _ in range(200)])
+    assert np.mean(spreads) < 0.3 * random_spread  # bucketing: far less padding than random batches
+    again = data.epoch_order(16, torch.Generator().manual_seed(0))
+    assert torch.equal(order, again)
+
+
+def _module(vocab=40, **kw):
+    cfg = TextModelConfig(latent_dim=4, embed_dim=8, hidden_dim=16, **kw).validate()
+    torch.manual_seed(0)
+    return SentenceVAEModule(cfg, (vocab,)).eval(), cfg
+
+
+def _batch(vocab=40, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return TextBatches([list(rng.integers(4, vocab, rng.integers(2, 9))) + [EOS] for _ in range(n)],
+                       vocab).inputs(slice(0, n))
+
+
+def test_the_importance_sampled_nll_is_the_elbo_at_k_1_and_tightens_with_k():
+    module, _ = _module()
+    with torch.no_grad():
+        for p in module.to_posterior.parameters():  # a posterior far from the prior: a loose ELBO
+            p.mul_(3)
+    x = _batch()
+    gen = torch.Generator().manual_seed(0)
+    one = torch.stack([module.log_likelihood(x, 1, gen) for _ in range(400)]).mean(0)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        elbo = -torch.stack([(lambda o: o["rec"] + o["kl"])(module.loss(x)) for _ in range(400)]).mean(0)
+    torch.testing.assert_close(one.float(), elbo.float(), atol=0.15, rtol=0.0)
+    bounds = [torch.stack([module.log_likelihood(x, k, gen) for _ in range(20)]).mean(0) for k in (1, 10, 100)]
+    assert bounds[0].mean() < bounds[1].mean() < bounds[2].mean() and (bounds[2] > bounds[0]).all()
+
+
+def test_with_the_code_ignored_the_sentence_vae_is_exactly_the_language_model():
+    module, cfg = _module()
+    torch.manual_seed(3)
+    lm = LanguageModelModule(cfg, (40,)).eval()
+    dec = module.decoder
+    with torch.no_grad():
+        dec.embed.weight.copy_(lm.decoder.embed.weight)
+        dec.out.load_state_dict(lm.decoder.out.state_dict())
+        e = cfg.embed_dim
+        for name, p in dec.rnn.named_parameters():
+            q = dict(lm.decoder.rnn.named_parameters())[name]
+            if name.startswith("weight_ih"):
+                p.zero_()[:, :e] = q  # the code's input columns are zero
+            else:
+                p.copy_(q)
+        dec.init_state.weight.zero_()
+        dec.init_state.bias.zero_()
+    x = _batch(n=9, seed=4)
+    z = torch.randn(len(x), cfg.latent_dim)
+    torch.testing.assert_close(dec.token_nll(x, z), lm.decoder.token_nll(x, None))
+    torch.testing.assert_close(lm.log_likelihood(x), -lm.decoder.token_nll(x, None).double())
+
+
+def test_word_dropout_and_free_bits_change_training_only():
+    module, _ = _module(word_dropout=0.5, free_bits=0.5)
+    x = _batch()
+    module.train()
+    torch.manual_seed(0)
+    out = module.loss(x)
+    assert torch.allclose(out["loss"], out["rec"])  # every unit's KL is below the floor: not penalised
+    module.eval()
+    torch.manual_seed(0)
+    a = module.loss(x)
+    torch.manual_seed(0)
+    b = module.loss(x)
+    torch.testing.assert_close(a["rec"], b["rec"])  # no word dropout in eval mode: the same z gives the same rec
+    assert torch.allclose(a["loss"], a["rec"] + a["kl"])
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    sentences = brown(1500)
+    train, val, test = split_sentences(sentences, 0.05, 0.1, 0)
+    run = tmp_path_factory.mktemp("text") / "run"
+    model = vaekit.SentenceVAE(epochs=2, latent_dim=8, embed_dim=32, hidden_dim=64, vocab_size=2000,
+                               random_state=0, max_length=30)
+    with pytest.warns(vaekit.VaekitWarning):  # a few Brown sentences are longer than 30 tokens
+        model.fit(train, val_sentences=val, run_dir=run)
+    return model, run, test
+
+
+def test_a_fit_records_the_kl_and_save_and_load_give_identical_outputs(fitted, tmp_path):
+    model, run, test = fitted
+    assert {"train_rec", "train_kl", "val_kl", "active_units", "mutual_info"} <= set(model.history_[-1])
+    for folder in (run, model.save(tmp_path / "saved")):
+        back = vaekit.load(folder, device="cpu")
+        assert isinstance(back, vaekit.SentenceVAE)
+        np.testing.assert_array_equal(back.transform(test[:20]), model.transform(test[:20]))
+        assert back.sample(5, random_state=3) == model.sample(5, random_state=3)
+        assert back.reconstruct(test[:5]) == model.reconstruct(test[:5])
+    manifest = json.loads((run / "vaekit.json").read_text())
+    assert manifest["modality"].startswith("text") and manifest["artefacts"]["tokenizer"] == "tokenizer.json"
+
+
+def test_the_latent_verbs_give_sentences(fitted):
+    model, _, test = fitted
+    path = model.interpolate(test[0], test[1], steps=5, kind="spherical")
+    assert len(path) == 5 and all(isinstance(s, str) for s in path)
+    beams = model.sample(3, method="beam", beam=3, random_state=0)
+    assert len(beams) == 3
+    near = model.neighbours(test[0], k=3)
+    assert len(near) == 3 and near[0][1] <= near[1][1] <= near[2][1]
+    metrics = model.evaluate(test[:50], k=3)
+    for key in ("nll", "ppl", "kl", "active_units", "mutual_info", "token_accuracy", "bleu"):
+        assert np.isfinite(metrics[key])
+    assert metrics["ppl"] > 1 and 0 <= metrics["token_accuracy"] <= 1
+
+
+def test_bad_text_input_gets_a_clear_message(tmp_path, fitted):
+    model, run, _ = fitted
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    with pytest.raises(VaekitError, match="no sentences"):
+        read_sentences(tmp_path / "empty.txt")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin1"))
+    with pytest.raises(VaekitError, match="not UTF-8.*line 1"):
+        read_sentences(tmp_path / "latin1.txt")
+    with pytest.raises(VaekitError, match="unknown to the model's vocabulary"):
+        model.transform(["qqzx zzqq"])
+    assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["text", "sample", str(run), "-n", "2"]) == 0
