@@ -10,7 +10,7 @@ import torch
 import vaekit
 from vaekit.cli import main
 from vaekit.config import TextModelConfig
-from vaekit.data.text import (EOS, PAD, TextBatches, WordTokenizer, BPETokenizer, fit_tokenizer, read_sentences,
+from vaekit.data.text import (EOS, PAD, TextBatches, fit_tokenizer, read_sentences,
                               split_sentences, tokenizer_from_dict)
 from vaekit.errors import VaekitError
 from vaekit.models.text import LanguageModelModule, SentenceVAEModule
@@ -185,3 +185,20 @@ def test_bad_text_input_gets_a_clear_message(tmp_path, fitted):
         model.transform(["qqzx zzqq"])
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
     assert main(["text", "sample", str(run), "-n", "2"]) == 0
+
+
+def test_text_train_on_the_command_line_writes_a_run_that_evaluate_scores(tmp_path, capsys):
+    corpus = tmp_path / "brown.txt"
+    corpus.write_text("\n".join(brown(400)) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["text", "train", "--data", str(corpus), "--out", str(run), "--epochs", "2", "--hidden-dim", "32",
+                 "--embed-dim", "16", "--latent-dim", "4", "--vocab-size", "800", "--quiet"]) == 0
+    assert {"tokenizer.json", "train-sentences.txt", "history.png", "history.json", "model.safetensors",
+            "vaekit.json"} <= {p.name for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--k", "2"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["sentences"] == 20 and metrics["importance_samples"] == 2 and metrics["nll"] > 0
+    assert main(["text", "interpolate", str(run), "--from", "the jury said", "--to", "it was not", "--steps",
+                 "3"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3

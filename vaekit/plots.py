@@ -163,16 +163,23 @@ def latent_map(codes: np.ndarray, labels, classes, path, title: str = "latent sp
 
 
 def training_curve(history: list[dict], path) -> Path:
-    """Train (and validation) loss per epoch."""
+    """Train (and validation) loss per epoch, and beside it the KL term where the history has one (a VAE's
+    KL falling to 0 is posterior collapse)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    kl = bool(history) and any(k in history[0] for k in ("train_kl", "val_kl"))
+    fig, axes = plt.subplots(1, 2 if kl else 1, figsize=(11 if kl else 6, 4), squeeze=False)
     epochs = [r["epoch"] for r in history]
-    for key, style in (("train_loss", "-"), ("val_loss", "--")):
-        if history and key in history[0]:
-            ax.plot(epochs, [r[key] for r in history], style, marker="o", ms=3, label=key.replace("_", " "))
-    ax.set(xlabel="epoch", ylabel="loss (nats per example)", title="training curve")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    panels = [(axes[0, 0], "loss", "loss (nats per example)", "training curve")]
+    if kl:
+        panels.append((axes[0, 1], "kl", "KL(q(z|x) || p(z)) (nats per example)", "KL term"))
+    for ax, term, ylabel, title in panels:
+        for split, style in (("train", "-"), ("val", "--")):
+            key = f"{split}_{term}"
+            if history and key in history[0]:
+                ax.plot(epochs, [r[key] for r in history], style, marker="o", ms=3, label=key.replace("_", " "))
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        ax.legend()
     _save_figure(fig, path)
     return Path(path)
 

@@ -121,6 +121,9 @@ def _train(args) -> int:
     doc["corpus"] = {"path": str(Path(args.data).resolve()), "limit": args.limit, "val_fraction": args.val_fraction,
                      "test_fraction": args.test_fraction, "seed": args.seed}
     atomic_write_json(path, doc)
+    from ..plots import training_curve
+
+    training_curve(model.history_, Path(args.out) / "history.png")
     last = model.history_[-1]
     shown = {k: round(v, 3) for k, v in last.items() if k in ("train_loss", "val_loss", "val_rec", "val_kl",
                                                                  "active_units", "mutual_info")}

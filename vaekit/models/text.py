@@ -20,7 +20,7 @@ from ..config import TextModelConfig
 from ..data.text.batches import TokenBatch
 from ..data.text.tokens import BOS, EOS, PAD, UNK
 from . import noise
-from .priors import gaussian_log_prob_from_eps, kl_to_standard_normal, standard_normal_log_prob
+from .priors import gaussian_log_prob_from_eps, standard_normal_log_prob
 
 
 def _rnn(cfg: TextModelConfig, n_in: int) -> nn.Module:
