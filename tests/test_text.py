@@ -173,6 +173,17 @@ def test_the_latent_verbs_give_sentences(fitted):
     assert metrics["ppl"] > 1 and 0 <= metrics["token_accuracy"] <= 1
 
 
+def test_a_folder_of_text_files_is_read_in_name_order_and_split_the_same_every_time(tmp_path):
+    (tmp_path / "b.txt").write_text("third one\n\nfourth one\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("\ufefffirst one\r\n  second one  \n", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("not a sentence file\n")
+    assert read_sentences(tmp_path) == ["first one", "second one", "third one", "fourth one"]
+    parts = split_sentences([f"s{i}" for i in range(100)], 0.1, 0.2, seed=5)
+    assert [len(p) for p in parts] == [70, 10, 20]
+    assert parts == split_sentences([f"s{i}" for i in range(100)], 0.1, 0.2, seed=5)
+    assert sorted(sum(parts, [])) == sorted(f"s{i}" for i in range(100))
+
+
 def test_bad_text_input_gets_a_clear_message(tmp_path, fitted):
     model, run, _ = fitted
     (tmp_path / "empty.txt").write_text("\n  \n")
@@ -185,6 +196,9 @@ def test_bad_text_input_gets_a_clear_message(tmp_path, fitted):
         model.transform(["qqzx zzqq"])
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
     assert main(["text", "sample", str(run), "-n", "2"]) == 0
+    out = tmp_path / "image-run"  # a text model given to the image trainer: refused before anything is written
+    assert main(["train", "--data", "digits", "--model", "sentence-vae", "--out", str(out)]) == 2
+    assert not out.exists()
 
 
 def test_text_train_on_the_command_line_writes_a_run_that_evaluate_scores(tmp_path, capsys):

@@ -17,6 +17,7 @@ from ..errors import VaekitError
 from ..runs import CONFIG_FILE, fit_module, read_config
 from ..io import atomic_write_json
 from ..models import MODELS, get_spec
+from ..models.registry import IMAGES_AND_ARRAYS
 from ..plots import training_curve
 from ..train import STATE_FILE, WEIGHTS_FILE, resolve_device
 from ..train import checkpoint as ckpt
@@ -45,8 +46,9 @@ def run(args) -> int:
     out = Path(args.out)
     saved = read_config(out) if (out / CONFIG_FILE).is_file() else None
     if args.resume:
-        if saved is None:
-            raise VaekitError(f"--resume: {out} holds no run to continue (no {CONFIG_FILE}); drop --resume")
+        if saved is None or "model" not in saved:
+            raise VaekitError(f"--resume: {out} holds no run to continue (no {CONFIG_FILE}, or one written before "
+                              f"training started); drop --resume, or delete the folder")
         if args.model and get_spec(args.model).name != saved["model"]:
             raise VaekitError(
                 f"{out} holds a '{saved['model']}' run, not '{args.model}'; resume it with --model "
@@ -56,11 +58,16 @@ def run(args) -> int:
         base = {"model": saved["model_config"], "train": saved["train_config"], "data": saved["data"]}
     else:
         if out.exists() and any(out.iterdir()):
-            kind = f"a '{saved['model']}' run" if saved else "files"
+            kind = f"a '{saved['model']}' run" if saved and "model" in saved else "files"
             raise VaekitError(f"{out} already holds {kind}; pass --resume to continue it, or choose a new --out")
         name = args.model or "vae"
         base = read_config_file(args.config) if args.config else {}
     spec = get_spec(name)
+    if spec.modality != IMAGES_AND_ARRAYS:  # each other modality has its own command
+        command = {"TabularVAE": "vaekit tabular fit --data TABLE --out RUN",
+                   "SentenceVAE": "vaekit text train --data SENTENCES.txt --out RUN"}.get(spec.estimator, "")
+        raise VaekitError(f"model '{spec.name}' takes {spec.modality.split(' (')[0]}, not images or arrays: "
+                          f"train it with '{command}'")
     groups = configs_from_args(args, base)
     data_cfg = _data_config(groups["data"])
     data = load_data(data_cfg)  # before touching --out, so a bad data set leaves nothing behind
