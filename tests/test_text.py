@@ -216,3 +216,19 @@ def test_text_train_on_the_command_line_writes_a_run_that_evaluate_scores(tmp_pa
     assert main(["text", "interpolate", str(run), "--from", "the jury said", "--to", "it was not", "--steps",
                  "3"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
+def test_cyclical_kl_annealing_rises_over_each_cycle_s_first_half_and_then_holds():
+    from vaekit.config import TrainConfig
+    from vaekit.models import MODELS, build_module
+    from vaekit.train import Trainer
+
+    module = build_module("vae", MODELS["vae"].config(latent_dim=2, hidden=(8,)), (4,))
+    seen = []
+    trainer = Trainer(module, TrainConfig(epochs=2, batch_size=8, kl_cycles=2).validate(), verbose=False,
+                      on_step=lambda epoch, step: seen.append(module.kl_scale))
+    trainer.fit(torch.rand(64, 4))  # 8 steps per epoch, 16 in all: two cycles of 8
+    assert seen == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0] * 2
+    assert module.kl_scale == 1.0  # scored with the true bound afterwards
+    with pytest.raises(VaekitError, match="choose one KL schedule"):
+        TrainConfig(kl_cycles=2, kl_warmup_epochs=1).validate()
