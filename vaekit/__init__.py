@@ -2,8 +2,8 @@
 from .errors import VaekitError, VaekitWarning
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "SentenceVAE", "AnomalyDetector", "load_detector", "VaekitError",
-           "VaekitWarning", "estimator_for", "load", "__version__"]
+__all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "SentenceVAE", "AnomalyDetector", "load_detector",
+           "VaekitError", "VaekitWarning", "estimator_for", "load", "__version__"]
 _ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
 
 

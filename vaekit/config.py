@@ -260,7 +260,7 @@ class TextModelConfig:
 
 @dataclass
 class TextDataConfig:
-    """How sentences become token ids, and how the corpus is split; stored so later commands read text alike."""
+    """How sentences become token ids."""
 
     tokenizer: str = "word"
     """'word' (split at spaces; a vocabulary cut by count and size) or 'bpe' (byte-pair encoding trained on the training split)."""
@@ -272,12 +272,6 @@ class TextDataConfig:
     """Word tokenizer: a word seen fewer times in the training split becomes <unk>."""
     max_length: int = 50
     """Most tokens of a sentence; longer ones are cut (with a warning that says how many)."""
-    val_fraction: float = 0.05
-    """Share of the sentences held out for validation."""
-    test_fraction: float = 0.05
-    """Share of the sentences held out for testing."""
-    limit: int | None = None
-    """Use only the first N sentences of the corpus (quick experiments)."""
 
     def validate(self, owner: str = "the text data") -> TextDataConfig:
         _check(self.tokenizer in ("word", "bpe"), owner, "tokenizer", "'word' or 'bpe'", self.tokenizer)
@@ -287,14 +281,6 @@ class TextDataConfig:
                self.min_count)
         _check(isinstance(self.max_length, int) and self.max_length >= 1, owner, "max_length", "an int >= 1",
                self.max_length)
-        _check(_is_real(self.val_fraction) and 0 <= self.val_fraction < 1, owner, "val_fraction",
-               "a float in [0, 1)", self.val_fraction)
-        _check(_is_real(self.test_fraction) and 0 < self.test_fraction < 1, owner, "test_fraction",
-               "a float in (0, 1)", self.test_fraction)
-        _check(self.val_fraction + self.test_fraction < 1, owner, "val_fraction + test_fraction", "below 1",
-               self.val_fraction + self.test_fraction)
-        _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1), owner, "limit",
-               "None or an int >= 1", self.limit)
         return self
 
 

@@ -6,6 +6,8 @@ import json
 import sys
 
 from ..data import user_cache
+from ..models import get_spec
+from ..models.registry import TEXT
 from ..runs import read_config
 from ..evaluate import evaluate
 from ..malloc import EVALUATION_KEEP, keep_freed_memory
@@ -33,23 +35,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     doc = read_config(args.run)
-    if doc.get("corpus") is not None or "text_data" in doc:
-        return _run_text(args, doc)
-    keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
-    model = load_run(args.run, device=args.device)
-    data = load_run_data(args.run, args.data_dir)
-    train_cfg = read_config(args.run).get("train_config", {})
-    binarize = train_cfg.get("binarize", False) if args.binarize is None else args.binarize
-    quality = data.train.y is not None if args.quality is None else args.quality
-    net = None
-    if quality:
-        from ..quality import feature_net
-
-        net, info = feature_net(data.train.x, data.train.y, user_cache() / "feature-nets", verbose=not args.quiet)
-        print(f"feature classifier: validation accuracy {info['val_accuracy']:.4f}", file=sys.stderr)
-    x = data.test.x[:args.limit]
-    metrics = evaluate(model, x, k=args.k, seed=args.seed, binarize=binarize, quality_net=net,
-                       quality_samples=args.quality_samples, verbose=not args.quiet)
+    metrics = (_text_metrics if get_spec(doc.get("model")).modality == TEXT else _image_metrics)(args, doc)
     print(json.dumps(metrics, indent=2))
     if "warning" in metrics:
         print(f"vaekit evaluate: warning: {metrics['warning']}", file=sys.stderr)
@@ -58,14 +44,25 @@ def run(args) -> int:
     return 0
 
 
-def _run_text(args, doc: dict) -> int:
+def _image_metrics(args, doc: dict) -> dict:
+    keep_freed_memory(EVALUATION_KEEP)  # keep the IS-NLL's big blocks instead of faulting them in again
+    model = load_run(args.run, device=args.device)
+    data = load_run_data(args.run, args.data_dir)
+    binarize = doc.get("train_config", {}).get("binarize", False) if args.binarize is None else args.binarize
+    quality = data.train.y is not None if args.quality is None else args.quality
+    net = None
+    if quality:
+        from ..quality import feature_net
+
+        net, info = feature_net(data.train.x, data.train.y, user_cache() / "feature-nets", verbose=not args.quiet)
+        print(f"feature classifier: validation accuracy {info['val_accuracy']:.4f}", file=sys.stderr)
+    x = data.test.x[:args.limit]
+    return evaluate(model, x, k=args.k, seed=args.seed, binarize=binarize, quality_net=net,
+                    quality_samples=args.quality_samples, verbose=not args.quiet)
+
+
+def _text_metrics(args, doc: dict) -> dict:
     """A text run: NLL, PPL, KL, active units, I(x; z), token accuracy and BLEU on its test sentences."""
     from .text import _load, text_splits
 
-    model = _load(args)
-    test = text_splits(doc)[2][:args.limit]
-    metrics = model.evaluate(test, k=args.k, seed=args.seed)
-    print(json.dumps(metrics, indent=2))
-    if args.out:
-        atomic_write_json(args.out, metrics)
-    return 0
+    return _load(args).evaluate(text_splits(doc)[2][:args.limit], k=args.k, seed=args.seed)

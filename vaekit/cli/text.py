@@ -84,30 +84,31 @@ def run(args) -> int:
 
 def text_splits(doc: dict) -> tuple[list[str], list[str], list[str]]:
     """(train, validation, test) sentences of a text run, read again from its corpus with its split."""
-    from ..data.text import read_sentences, split_sentences
-
-    corpus = doc.get("corpus")
-    if not corpus:
+    if not doc.get("corpus"):
         raise VaekitError("this text model does not record its corpus (it was saved from Python); evaluate it "
                           "with SentenceVAE.evaluate(sentences)")
-    sentences = read_sentences(corpus["path"])
-    if corpus.get("limit"):
-        sentences = sentences[:corpus["limit"]]
+    return _splits(doc["corpus"])
+
+
+def _splits(corpus: dict) -> tuple[list[str], list[str], list[str]]:
+    """The split a corpus record (path, limit, fractions, seed) describes."""
+    from ..data.text import read_sentences, split_sentences
+
+    sentences = read_sentences(corpus["path"])[:corpus["limit"]]
     return split_sentences(sentences, corpus["val_fraction"], corpus["test_fraction"], corpus["seed"])
 
 
 def _train(args) -> int:
     from pathlib import Path
 
-    from ..data.text import read_sentences, split_sentences
     from ..io import atomic_write_json, read_json
+    from ..plots import training_curve
     from ..runs import CONFIG_FILE
     from ..tasks.text.sentences import SentenceVAE
 
-    sentences = read_sentences(args.data)
-    if args.limit:
-        sentences = sentences[:args.limit]
-    train, val, test = split_sentences(sentences, args.val_fraction, args.test_fraction, args.seed)
+    corpus = {"path": str(Path(args.data).resolve()), "limit": args.limit, "val_fraction": args.val_fraction,
+              "test_fraction": args.test_fraction, "seed": args.seed}
+    train, val, test = _splits(corpus)
     model = SentenceVAE(model=args.model, latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
                         embed_dim=args.embed_dim, cell=args.cell, word_dropout=args.word_dropout,
                         free_bits=args.free_bits, tokenizer=args.tokenizer, lower=not args.no_lower,
@@ -118,11 +119,8 @@ def _train(args) -> int:
     model.fit(train, val_sentences=val or None, run_dir=args.out)
     path = Path(args.out) / CONFIG_FILE
     doc = read_json(path)
-    doc["corpus"] = {"path": str(Path(args.data).resolve()), "limit": args.limit, "val_fraction": args.val_fraction,
-                     "test_fraction": args.test_fraction, "seed": args.seed}
+    doc["corpus"] = corpus  # what 'vaekit evaluate' reads the test split from
     atomic_write_json(path, doc)
-    from ..plots import training_curve
-
     training_curve(model.history_, Path(args.out) / "history.png")
     last = model.history_[-1]
     shown = {k: round(v, 3) for k, v in last.items() if k in ("train_loss", "val_loss", "val_rec", "val_kl",

@@ -64,10 +64,10 @@ def run(args) -> int:
         base = read_config_file(args.config) if args.config else {}
     spec = get_spec(name)
     if spec.modality != IMAGES_AND_ARRAYS:  # each other modality has its own command
-        command = {"TabularVAE": "vaekit tabular fit --data TABLE --out RUN",
-                   "SentenceVAE": "vaekit text train --data SENTENCES.txt --out RUN"}.get(spec.estimator, "")
+        from ..estimators import estimator_class
+
         raise VaekitError(f"model '{spec.name}' takes {spec.modality.split(' (')[0]}, not images or arrays: "
-                          f"train it with '{command}'")
+                          f"train it with '{estimator_class(spec).TRAIN_COMMAND}'")
     groups = configs_from_args(args, base)
     data_cfg = _data_config(groups["data"])
     data = load_data(data_cfg)  # before touching --out, so a bad data set leaves nothing behind

@@ -256,7 +256,8 @@ class TableLikelihood(nn.Module):
         feature_block = torch.cat([block_of, block_of[[codes[0] for codes in scalar_codes]].reshape(-1)])
         self.block_features = [torch.nonzero(feature_block == b)[:, 0] for b in range(len(self.slices))]
         if self.width:
-            # a unit of degree d reads blocks < d; the units of degree d are every n_blocks-th from d (sampling slices them)
+            # a unit of degree d reads blocks < d; the units of degree d are every n_blocks-th from d (sampling
+            # slices them so)
             hidden_block = torch.arange(self.width) % len(self.slices)
             self.made_in = MaskedLinear((feature_block[None] < hidden_block[:, None]).float(), bias=False)
             self.made_out = MaskedLinear((hidden_block[None] <= feature_block[:, None]).float())

@@ -58,15 +58,24 @@ class SentenceDecoder(nn.Module):
 
     def token_nll(self, x: TokenBatch, z: torch.Tensor | None, word_dropout: float = 0.0) -> torch.Tensor:
         """-log p(x | z) of each sentence, (B,): its tokens after <s>, </s> included."""
-        inputs = torch.cat([torch.full_like(x.ids[:, :1], BOS), x.ids[:, :-1]], 1)
+        inputs = teacher_inputs(x)
         if word_dropout > 0 and self.training:
             drop = noise.rand(inputs.shape, 0, z if z is not None else inputs.float()) < word_dropout
             drop[:, 0] = False  # <s> stays
             inputs = inputs.masked_fill(drop, UNK)
         logits, _ = self(inputs, z)
         nll = F.cross_entropy(logits.transpose(1, 2).float(), x.ids, reduction="none")
-        mask = torch.arange(x.ids.shape[1], device=x.ids.device)[None] < x.lengths[:, None]
-        return (nll * mask).sum(1)
+        return (nll * token_mask(x)).sum(1)
+
+
+def teacher_inputs(x: TokenBatch) -> torch.Tensor:
+    """The decoder's inputs for sentences x: <s> and each sentence's tokens but its last (teacher forcing)."""
+    return torch.cat([torch.full_like(x.ids[:, :1], BOS), x.ids[:, :-1]], 1)
+
+
+def token_mask(x: TokenBatch) -> torch.Tensor:
+    """(B, T): True at each sentence's own tokens, False at its padding."""
+    return torch.arange(x.ids.shape[1], device=x.ids.device)[None] < x.lengths[:, None]
 
 
 class SentenceVAEModule(nn.Module):

@@ -30,13 +30,14 @@ class TokenBatch:
         return TokenBatch(self.ids.to(device), self.lengths.to(device))
 
 
-def encode_sentences(tokenizer, sentences: list[str], max_length: int, what: str | None = "sentences"
-                     ) -> list[list[int]]:
+def encode_sentences(tokenizer, sentences: list[str], max_length: int, what: str | None = "sentences",
+                     require_known: bool = False) -> list[list[int]]:
     """Token ids of each sentence, with </s> at the end; a sentence longer than max_length tokens is cut to it
-    (one warning says how many were, unless what is None)."""
+    (one warning says how many were, unless what is None). require_known: a sentence a user typed is refused
+    when it has no word the model knows (check_known)."""
     out, cut = [], 0
     for s in sentences:
-        ids = tokenizer.encode(s)
+        ids = check_known(tokenizer, s) if require_known else tokenizer.encode(s)
         if len(ids) > max_length:
             ids, cut = ids[:max_length], cut + 1
         out.append([*ids, EOS])

@@ -52,6 +52,9 @@ def _lines(file: Path) -> list[str]:
 def split_sentences(sentences: list[str], val_fraction: float, test_fraction: float, seed: int = 0
                     ) -> tuple[list[str], list[str], list[str]]:
     """(train, validation, test): a seeded permutation cut by the fractions, each part in corpus order."""
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise VaekitError(f"val_fraction must lie in [0, 1), test_fraction in (0, 1) and their sum below 1; got "
+                          f"{val_fraction} and {test_fraction}")
     n = len(sentences)
     n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
     if n - n_test - n_val < 1:

@@ -57,6 +57,7 @@ class TabularVAE(BaseEstimator):
     """
 
     COMMANDS = "'vaekit tabular sample RUN -n N --out rows.csv' or 'vaekit tabular report'"  # a model of tables
+    TRAIN_COMMAND = "vaekit tabular fit --data TABLE --out RUN"
 
     def __init__(self, *, model="tabular-vae", latent_dim=16, hidden=(128, 128), beta=1.0, epochs=None,
                  batch_size=None, lr=2e-3, schedule="cosine", weight_decay=0.0, prior_components=30,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 
 from ...data.text.batches import TextBatches, TokenBatch
-from ...data.text.tokens import BOS
 from ...diagnostics import active_units, mutual_information
-from ...models.text import generate
+from ...models.priors import kl_to_standard_normal
+from ...models.text import generate, teacher_inputs, token_mask
 
 BATCH = 256
 
@@ -30,7 +30,7 @@ def text_metrics(module, data: TextBatches, tokenizer, k: int = 20, seed: int = 
     data = data.to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     variational = module.variational
-    nll, kl, mus, log_vars, correct = [], [], [], [], 0.0
+    nll, mus, log_vars, refs, hyps, correct = [], [], [], [], [], 0.0
     for i in range(0, len(data), BATCH):
         x = data.inputs(slice(i, i + BATCH))
         nll.append(-module.log_likelihood(x, k, gen).cpu())
@@ -38,31 +38,25 @@ def text_metrics(module, data: TextBatches, tokenizer, k: int = 20, seed: int = 
             mu, log_var = module.posterior_params(x)
             mus.append(mu.cpu())
             log_vars.append(log_var.cpu())
-            kl.append(0.5 * (mu.square() + log_var.exp() - 1 - log_var).sum(-1).cpu())
             correct += float(_correct_tokens(module.decoder, x, mu))
+            if i < bleu_sentences:  # greedy reconstructions of the first bleu_sentences
+                m = min(len(x), bleu_sentences - i)
+                longest = int(x.lengths[:m].max())
+                hyps += [tokenizer.decode(ids) for ids in generate(module.decoder, mu[:m], m, longest)]
+                refs += [tokenizer.decode(row[:n - 1]) for row, n in zip(x.ids[:m].tolist(), x.lengths[:m].tolist())]
     nll = torch.cat(nll)
     tokens = int(data.lengths.sum())
     out = {"sentences": len(data), "tokens": tokens, "nll": float(nll.mean()),
            "ppl": float(torch.exp(nll.sum() / tokens)), "importance_samples": k if variational else 0}
     if variational:
         mu, log_var = torch.cat(mus), torch.cat(log_vars)
-        out.update(kl=float(torch.cat(kl).mean()), active_units=active_units(mu),
+        out.update(kl=float(kl_to_standard_normal(mu, log_var).mean()), active_units=active_units(mu),
                    mutual_info=mutual_information(mu, log_var, torch.Generator().manual_seed(seed)),
-                   token_accuracy=correct / tokens)
-        m = min(bleu_sentences, len(data))
-        refs, hyps = [], []
-        for i in range(0, m, BATCH):
-            x = data.inputs(slice(i, min(i + BATCH, m)))
-            z = module.posterior_params(x)[0]
-            hyps += [tokenizer.decode(ids) for ids in generate(module.decoder, z, len(x), int(x.ids.shape[1]))]
-            refs += [tokenizer.decode(row[:n - 1]) for row, n in zip(x.ids.tolist(), x.lengths.tolist())]
-        out["bleu"] = float(BLEU().corpus_score(hyps, [refs]).score)
+                   token_accuracy=correct / tokens, bleu=float(BLEU().corpus_score(hyps, [refs]).score))
     return out
 
 
 def _correct_tokens(decoder, x: TokenBatch, z: torch.Tensor) -> torch.Tensor:
     """How many of x's tokens (</s> included) the decoder's likeliest next token gets right at z."""
-    inputs = torch.cat([torch.full_like(x.ids[:, :1], BOS), x.ids[:, :-1]], 1)
-    logits, _ = decoder(inputs, z)
-    mask = torch.arange(x.ids.shape[1], device=x.ids.device)[None] < x.lengths[:, None]
-    return ((logits.argmax(-1) == x.ids) & mask).sum()
+    logits, _ = decoder(teacher_inputs(x), z)
+    return ((logits.argmax(-1) == x.ids) & token_mask(x)).sum()

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ...config import TextDataConfig, TrainConfig, to_dict
-from ...data.text import (EOS, TextBatches, check_known, encode_sentences, fit_tokenizer, read_sentences,
+from ...config import TextDataConfig, TrainConfig
+from ...data.text import (TextBatches, encode_sentences, fit_tokenizer, read_sentences,
                           tokenizer_from_dict)
 from ...errors import VaekitError, check_count
 from ...estimators import entry_trained_by, seed_of
@@ -41,6 +41,7 @@ class SentenceVAE(BaseEstimator):
     """
 
     COMMANDS = "'vaekit text sample|reconstruct|interpolate|neighbours RUN ...' (a model of sentences)"
+    TRAIN_COMMAND = "vaekit text train --data SENTENCES.txt --out RUN"
 
     def __init__(self, *, model="sentence-vae", latent_dim=None, embed_dim=None, hidden_dim=None, cell=None,
                  beta=None, word_dropout=None, free_bits=None, dropout=None, tokenizer="word", lower=True,
@@ -87,7 +88,7 @@ class SentenceVAE(BaseEstimator):
         self.module_, self.history_ = fit_module(
             self.model, mcfg, tcfg, data, val, run_dir=run_dir, verbose=self.verbose,
             artefacts={"tokenizer": TOKENIZER_FILE, "sentences": SENTENCES_FILE},
-            extra={"estimator": self.get_params(), "text_data": to_dict(dcfg)})
+            extra={"estimator": self.get_params()})
         self.train_sentences_ = sentences
         self._train_codes = None
         return self
@@ -178,7 +179,7 @@ class SentenceVAE(BaseEstimator):
         write_config(directory, self.model, self.module_.shape, self.module_.shape, self.module_.cfg,
                      self.train_config(), artefacts={"tokenizer": TOKENIZER_FILE, "sentences": SENTENCES_FILE,
                                                      "history": HISTORY_FILE},
-                     extra={"estimator": self.get_params(), "text_data": to_dict(self.data_config())})
+                     extra={"estimator": self.get_params()})
         ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
         atomic_write_json(directory / HISTORY_FILE, self.history_)
         return directory
@@ -208,7 +209,7 @@ class SentenceVAE(BaseEstimator):
         self._check_fitted()
         if isinstance(sentences, str):
             raise VaekitError("give a list of sentences (a single string was given: wrap it in a list)")
-        ids = [check_known(self.tokenizer_, s)[:self.max_length] + [EOS] for s in sentences]
+        ids = encode_sentences(self.tokenizer_, list(sentences), self.max_length, "sentences", require_known=True)
         return TextBatches(ids, self.tokenizer_.vocab_size)
 
     def _decode(self, z, n: int, method: str, temperature: float = 1.0, beam: int = 5, generator=None) -> list[str]:
