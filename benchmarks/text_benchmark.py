@@ -1,5 +1,5 @@
 """Sentence models on the Brown corpus: the LSTM language model, the sentence VAE with no collapse remedies and
-vaekit's default recipe (cyclical KL annealing, word dropout, free bits), side by side in one run.
+vaekit's default recipe (cyclical KL annealing, batch-normalised posterior means), side by side in one run.
 
     python benchmarks/text_benchmark.py [--sentences 57340] [--epochs 10] [--k 100] [--out docs/text-benchmark]
 
@@ -29,7 +29,8 @@ from vaekit.data.text import read_sentences, split_sentences  # noqa: E402
 BROWN = Path(os.environ.get("VAEKIT_DATA", ROOT.parent / "shared" / "data")) / "text" / "brown" / "brown_sentences.txt"
 VARIANTS = {  # name -> SentenceVAE options
     "lstm-lm": {"model": "lstm-lm"},
-    "vae, no remedies": {"model": "sentence-vae", "word_dropout": 0.0, "free_bits": 0.0, "kl_schedule": "none"},
+    "vae, no remedies": {"model": "sentence-vae", "word_dropout": 0.0, "free_bits": 0.0, "posterior_bn": 0.0,
+                         "kl_schedule": "none"},
     "vae, vaekit default": {"model": "sentence-vae"},
 }
 
@@ -81,6 +82,7 @@ def main() -> None:
     p.add_argument("--speed-steps", type=int, default=50, help="steps of each loop in the speed comparison")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "docs" / "text-benchmark"))
+    p.add_argument("--save-model", default=None, help="also save vaekit's default model in this folder")
     args = p.parse_args()
     sentences = read_sentences(BROWN)[:args.sentences]
     train, val, test = split_sentences(sentences, 0.05, 0.05, args.seed)
@@ -113,11 +115,14 @@ def main() -> None:
     speed = {"plain_pytorch_tokens_per_s": plain, "vaekit_tokens_per_s": vaekit_tps, "ratio": vaekit_tps / plain}
 
     default = models["vae, vaekit default"]
+    if args.save_model:
+        default.save(args.save_model)
     short = [s for s in test if 6 <= len(s.split()) <= 14]
     rng = np.random.default_rng(args.seed)
     chosen = rng.choice(len(short), 10, replace=False)
     pairs = [(short[a], short[b]) for a, b in zip(chosen[::2], chosen[1::2])]
-    paths = [default.interpolate(a, b, steps=5) for a, b in pairs]
+    paths = {f"greedy{'' if unk else ', no <unk>'}": [default.interpolate(a, b, steps=5, allow_unk=unk)
+                                                     for a, b in pairs] for unk in (True, False)}
     write(args, results, speed, pairs, paths, len(train), len(val), len(test))
 
 
@@ -134,8 +139,11 @@ def write(args, results, speed, pairs, paths, n_train, n_val, n_test) -> None:
     verdict = (f"vaekit's default recipe: KL {ours['kl']:.2f} nats, {ours['active_units']} active units, NLL "
                f"{100 * (ours['nll'] / lm_nll - 1):+.2f}% against the language model's {lm_nll:.2f}.")
     interp = []
-    for (a, b), path in zip(pairs, paths):
-        interp += [f"\n**{a}**  ->  **{b}**\n", *[f"{i / (len(path) - 1):.2f}. {s}" for i, s in enumerate(path)]]
+    for j, (a, b) in enumerate(pairs):
+        interp.append(f"\n**{a}**  ->  **{b}**\n")
+        for decoding, all_paths in paths.items():
+            path = all_paths[j]
+            interp += [f"*{decoding}*\n", *[f"{i / (len(path) - 1):.2f}. {s}" for i, s in enumerate(path)], ""]
     doc = (f"# Sentence models on the Brown corpus\n\nWritten by `python benchmarks/text_benchmark.py "
            f"{' '.join(sys.argv[1:])}` on {os.cpu_count()} CPU cores ({torch.get_num_threads()} threads). "
            f"{n_train} training, {n_val} validation and {n_test} test sentences (vaekit's seeded 90/5/5 split), "
@@ -146,13 +154,15 @@ def write(args, results, speed, pairs, paths, n_train, n_val, n_test) -> None:
            f"\n\n{verdict}\n\nTraining speed of the language model's network: vaekit's trainer "
            f"{speed['vaekit_tokens_per_s']:.0f} tokens/s, a plain PyTorch loop with padded random batches "
            f"{speed['plain_pytorch_tokens_per_s']:.0f} tokens/s (ratio {speed['ratio']:.2f}).\n\n"
-           "## Interpolations between test sentences (vaekit default, greedy decoding)\n" + "\n".join(interp) + "\n")
+           "## Interpolations between test sentences (vaekit default; greedy decoding, with and without <unk>)\n" +
+           "\n".join(interp) + "\n")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(doc)
     out.with_suffix(".json").write_text(json.dumps({"results": results, "speed": speed,
-                                                    "interpolations": [{"from": a, "to": b, "path": p}
-                                                                       for (a, b), p in zip(pairs, paths)]},
+                                                    "interpolations": [{"from": a, "to": b,
+                                                                        **{d: p[j] for d, p in paths.items()}}
+                                                                       for j, (a, b) in enumerate(pairs)]},
                                                    indent=1))
     print(doc)
 

@@ -95,6 +95,17 @@ def test_the_importance_sampled_nll_is_the_elbo_at_k_1_and_tightens_with_k():
     assert bounds[0].mean() < bounds[1].mean() < bounds[2].mean() and (bounds[2] > bounds[0]).all()
 
 
+def test_importance_sampling_in_chunks_of_draws_gives_the_same_likelihoods(monkeypatch):
+    import vaekit.models.text as text_models
+
+    module, _ = _module()
+    x = _batch(n=7, seed=5)
+    whole = module.log_likelihood(x, 9, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(text_models, "LOGIT_BUDGET", 1)  # one draw per pass
+    chunked = module.log_likelihood(x, 9, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(chunked, whole)
+
+
 def test_with_the_code_ignored_the_sentence_vae_is_exactly_the_language_model():
     module, cfg = _module()
     torch.manual_seed(3)
@@ -132,6 +143,40 @@ def test_word_dropout_and_free_bits_change_training_only():
     b = module.loss(x)
     torch.testing.assert_close(a["rec"], b["rec"])  # no word dropout in eval mode: the same z gives the same rec
     assert torch.allclose(a["loss"], a["rec"] + a["kl"])
+
+
+def test_batch_normalised_posterior_means_hold_each_unit_s_kl_above_its_floor():
+    gamma = 0.6
+    module, cfg = _module(posterior_bn=gamma)
+    x = _batch(n=64, seed=2)
+    module.train()
+    mu, log_var = module.posterior_params(x)
+    torch.testing.assert_close(mu.mean(0), module.mu_shift.detach().expand(cfg.latent_dim), atol=1e-5, rtol=0)
+    torch.testing.assert_close(mu.var(0, unbiased=False), torch.full((cfg.latent_dim,), gamma ** 2), atol=0,
+                               rtol=0.05)  # BatchNorm's eps shrinks a small raw variance a little
+    kl = 0.5 * (mu.square() + log_var.exp() - 1 - log_var)
+    assert (kl.mean(0) >= 0.95 * gamma ** 2 / 2).all()  # E[mu^2] = gamma^2 + shift^2 and the rest is >= 0
+    one, _ = module.posterior_params(_batch(n=1, seed=3))  # one sentence: the running statistics, no error
+    assert torch.isfinite(one).all()
+    module.eval()
+    a, _ = module.posterior_params(x)
+    b, _ = module.posterior_params(TextBatches([x.ids[0, :int(x.lengths[0])].tolist()], 40).inputs(slice(0, 1)))
+    torch.testing.assert_close(a[:1], b)  # at evaluation a sentence's code does not depend on its batch
+
+
+def test_decoding_without_unk_never_writes_it():
+    from vaekit.data.text.tokens import UNK
+    from vaekit.models.text import generate
+
+    module, cfg = _module()
+    with torch.no_grad():
+        module.decoder.out.bias[UNK] = 50.0  # a decoder that would write nothing but <unk>
+    z = torch.randn(4, cfg.latent_dim)
+    for method in ("greedy", "sample", "beam"):
+        kept = generate(module.decoder, z, 4, 12, method, allow_unk=True, generator=torch.Generator())
+        assert all(row and set(row) == {UNK} for row in kept)
+        banned = generate(module.decoder, z, 4, 12, method, allow_unk=False, generator=torch.Generator())
+        assert all(UNK not in row for row in banned) and any(banned)
 
 
 @pytest.fixture(scope="module")

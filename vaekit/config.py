@@ -244,6 +244,9 @@ class TextModelConfig:
     """Free bits (Kingma et al. 2016): a latent unit's mean KL over the batch below this many nats is not penalised."""
     dropout: float = 0.0
     """Dropout on the embeddings and on the decoder's outputs."""
+    posterior_bn: float = 0.0
+    """Batch-normalised posterior means (BN-VAE, Zhu et al. 2020): the fixed scale gamma of each unit's mean after
+    batch normalisation, so that its expected KL stays at least gamma^2 / 2 nats; 0 turns it off."""
 
     def validate(self, owner: str = "the model") -> TextModelConfig:
         for name in ("latent_dim", "embed_dim", "hidden_dim"):
@@ -254,7 +257,9 @@ class TextModelConfig:
         for name in ("word_dropout", "dropout"):
             v = getattr(self, name)
             _check(_is_real(v) and 0 <= v < 1, owner, name, "a float in [0, 1)", v)
-        _check(_is_real(self.free_bits) and self.free_bits >= 0, owner, "free_bits", "a float >= 0", self.free_bits)
+        for name in ("free_bits", "posterior_bn"):
+            v = getattr(self, name)
+            _check(_is_real(v) and v >= 0, owner, name, "a float >= 0", v)
         return self
 
 

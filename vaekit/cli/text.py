@@ -28,8 +28,10 @@ def add_arguments(p) -> None:
     tr.add_argument("--hidden-dim", type=count(), help="recurrent units (default: 256)")
     tr.add_argument("--embed-dim", type=count(), help="embedding size (default: 256)")
     tr.add_argument("--cell", choices=["lstm", "gru"], help="recurrent cell (default: lstm)")
-    tr.add_argument("--word-dropout", type=float, help="share of decoder inputs replaced by <unk> (default: 0.25)")
-    tr.add_argument("--free-bits", type=float, help="nats per latent unit left unpenalised (default: 0.1)")
+    tr.add_argument("--word-dropout", type=float, help="share of decoder inputs replaced by <unk> (default: 0)")
+    tr.add_argument("--free-bits", type=float, help="nats per latent unit left unpenalised (default: 0)")
+    tr.add_argument("--posterior-bn", type=float, help="BN-VAE: fixed scale of the batch-normalised posterior means "
+                                                        "(default: 0.6; 0 = off)")
     tr.add_argument("--kl-schedule", choices=["cyclical", "linear", "none"], default="cyclical",
                     help="how the KL weight rises from 0 to 1")
     tr.add_argument("--kl-cycles", type=count(), default=4, help="cycles of the cyclical schedule")
@@ -54,6 +56,7 @@ def add_arguments(p) -> None:
                        help="greedy (the likeliest token), sample (drawn, with --temperature) or beam search")
         q.add_argument("--temperature", type=float, default=1.0, help="for --decode sample")
         q.add_argument("--beam", type=count(), default=5, help="beam width for --decode beam")
+        q.add_argument("--no-unk", action="store_true", help="never write <unk> (decode among the known words)")
 
     sa = sub.add_parser("sample", help="sentences decoded from codes drawn from the prior")
     run_arg(sa)
@@ -111,8 +114,9 @@ def _train(args) -> int:
     train, val, test = _splits(corpus)
     model = SentenceVAE(model=args.model, latent_dim=args.latent_dim, hidden_dim=args.hidden_dim,
                         embed_dim=args.embed_dim, cell=args.cell, word_dropout=args.word_dropout,
-                        free_bits=args.free_bits, tokenizer=args.tokenizer, lower=not args.no_lower,
-                        vocab_size=args.vocab_size, min_count=args.min_count, max_length=args.max_length,
+                        free_bits=args.free_bits, posterior_bn=args.posterior_bn, tokenizer=args.tokenizer,
+                        lower=not args.no_lower, vocab_size=args.vocab_size, min_count=args.min_count,
+                        max_length=args.max_length,
                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, kl_schedule=args.kl_schedule,
                         kl_cycles=args.kl_cycles, device=args.device, random_state=args.seed,
                         verbose=not args.quiet)
@@ -141,7 +145,8 @@ def _load(args):
 
 
 def _decoding(args) -> dict:
-    return {"method": args.decode or "greedy", "temperature": args.temperature, "beam": args.beam}
+    return {"method": args.decode or "greedy", "temperature": args.temperature, "beam": args.beam,
+            "allow_unk": not args.no_unk}
 
 
 def _sample(args) -> int:
@@ -149,7 +154,7 @@ def _sample(args) -> int:
     kw = _decoding(args)
     if args.decode is None:
         kw["method"] = None  # the model's own default: greedy for the VAE, sample for the language model
-    for s in model.sample(args.n, kw["method"], kw["temperature"], kw["beam"], random_state=args.seed):
+    for s in model.sample(args.n, random_state=args.seed, **kw):
         print(s)
     return 0
 
@@ -164,7 +169,7 @@ def _reconstruct(args) -> int:
 def _interpolate(args) -> int:
     model = _load(args)
     kw = _decoding(args)
-    for i, s in enumerate(model.interpolate(args.start, args.end, args.steps, args.kind, kw["method"])):
+    for i, s in enumerate(model.interpolate(args.start, args.end, args.steps, args.kind, **kw)):
         print(f"{i / (args.steps - 1):.2f}  {s}")
     return 0
 

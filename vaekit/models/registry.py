@@ -108,8 +108,8 @@ MODELS: dict[str, ModelSpec] = {
                   trained_by="TabularVAE"),
         ModelSpec("sentence-vae", SentenceVAEModule,
                   "sentence VAE: LSTM encoder and decoder, the code fed at every step (Bowman et al. 2016), with "
-                  "cyclical KL annealing, word dropout and free bits against posterior collapse",
-                  {"word_dropout": 0.25, "free_bits": 0.1}, modality=TEXT, config_class=TextModelConfig),
+                  "cyclical KL annealing and batch-normalised posterior means (BN-VAE) against posterior collapse",
+                  {"posterior_bn": 0.6}, modality=TEXT, config_class=TextModelConfig),
         ModelSpec("lstm-lm", LanguageModelModule,
                   "LSTM language model: the sentence VAE's decoder with no latent (the bar its NLL is held to)",
                   modality=TEXT, config_class=TextModelConfig),

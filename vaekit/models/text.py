@@ -5,8 +5,9 @@ An LSTM (or GRU) encoder reads the sentence; its last state gives q(z|x) = N(mu,
 a recurrent language model that sees z twice: its first state is tanh(W z + b), and z is appended to every
 input embedding. With W, b and z's input weights at zero it is exactly the language model. Against posterior
 collapse (the decoder ignoring z, KL -> 0): word dropout replaces decoder inputs by <unk>, free bits leave a
-latent unit's KL unpenalised below a floor, and the trainer's KL schedules (kl_warmup_epochs, kl_cycles)
-anneal the KL weight. Every loss is per sentence, in nats; a sentence's tokens end with </s>.
+latent unit's KL unpenalised below a floor, batch-normalised posterior means hold each unit's expected KL
+above a floor, and the trainer's KL schedules (kl_warmup_epochs, kl_cycles) anneal the KL weight. Every loss
+is per sentence, in nats; a sentence's tokens end with </s>.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from ..data.text.batches import TokenBatch
 from ..data.text.tokens import BOS, EOS, PAD, UNK
 from . import noise
 from .priors import gaussian_log_prob_from_eps, standard_normal_log_prob
+
+
+LOGIT_BUDGET = 1 << 24  # decoder logits (floats) one importance-sampling pass holds at a time: 64 MB
 
 
 def _rnn(cfg: TextModelConfig, n_in: int) -> nn.Module:
@@ -89,6 +93,9 @@ class SentenceVAEModule(nn.Module):
         self.embed = nn.Embedding(vocab, cfg.embed_dim, padding_idx=PAD)
         self.encoder = _rnn(cfg, cfg.embed_dim)
         self.to_posterior = nn.Linear(cfg.hidden_dim, 2 * cfg.latent_dim)
+        if cfg.posterior_bn > 0:  # BN-VAE: means normalised over the batch, scale fixed, shift learned
+            self.mu_norm = nn.BatchNorm1d(cfg.latent_dim, affine=False)
+            self.mu_shift = nn.Parameter(torch.zeros(cfg.latent_dim))
         self.decoder = SentenceDecoder(cfg, vocab, cfg.latent_dim)
         self.drop = nn.Dropout(cfg.dropout)
         self.kl_scale = 1.0  # set by the trainer's KL schedules
@@ -98,6 +105,13 @@ class SentenceVAEModule(nn.Module):
         out, _ = self.encoder(self.drop(self.embed(x.ids)))
         last = out[torch.arange(len(x), device=out.device), (x.lengths - 1).clamp(min=0)]
         mu, log_var = self.to_posterior(last).float().chunk(2, -1)
+        if self.cfg.posterior_bn > 0:
+            norm = self.mu_norm
+            if self.training and len(mu) == 1:  # one sentence has no batch statistics: use the running ones
+                normed = F.batch_norm(mu, norm.running_mean, norm.running_var, eps=norm.eps)
+            else:
+                normed = norm(mu)
+            mu = self.cfg.posterior_bn * normed + self.mu_shift
         return mu, log_var
 
     def loss(self, x: TokenBatch) -> dict[str, torch.Tensor]:
@@ -121,8 +135,14 @@ class SentenceVAEModule(nn.Module):
         mu, log_var = self.posterior_params(x)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device)
         z = mu + (0.5 * log_var).exp() * eps  # (k, B, D)
-        rep = TokenBatch(x.ids.repeat(k, 1), x.lengths.repeat(k))
-        log_px = -self.decoder.token_nll(rep, z.reshape(-1, z.shape[-1])).view(k, -1)
+        # draws in chunks, so that the decoder's logits (draws * B * T * vocabulary) stay near LOGIT_BUDGET
+        chunk = max(1, LOGIT_BUDGET // (x.ids.numel() * self.decoder.out.out_features))
+        log_px = []
+        for i in range(0, k, chunk):
+            n = len(z[i:i + chunk])
+            rep = TokenBatch(x.ids.repeat(n, 1), x.lengths.repeat(n))
+            log_px.append(-self.decoder.token_nll(rep, z[i:i + n].reshape(-1, z.shape[-1])).view(n, -1))
+        log_px = torch.cat(log_px)
         log_w = log_px + standard_normal_log_prob(z) - gaussian_log_prob_from_eps(eps, log_var)
         return torch.logsumexp(log_w.double(), 0) - math.log(k)
 
@@ -150,11 +170,13 @@ class LanguageModelModule(nn.Module):
 
 @torch.no_grad()
 def generate(decoder: SentenceDecoder, z: torch.Tensor | None, n: int, max_length: int, method: str = "greedy",
-             temperature: float = 1.0, beam: int = 5, generator: torch.Generator | None = None) -> list[list[int]]:
+             temperature: float = 1.0, beam: int = 5, generator: torch.Generator | None = None,
+             allow_unk: bool = True) -> list[list[int]]:
     """Token ids of n sentences (without </s>) from p(x | z): 'greedy' (the likeliest next token), 'sample'
-    (drawn, logits divided by temperature) or 'beam' (beam search of width beam, by total log-probability)."""
+    (drawn, logits divided by temperature) or 'beam' (beam search of width beam, by total log-probability).
+    allow_unk=False never emits <unk>: the distribution is renormalised over the known tokens."""
     if method == "beam":
-        return [_beam(decoder, None if z is None else z[i:i + 1], max_length, beam) for i in range(n)]
+        return [_beam(decoder, None if z is None else z[i:i + 1], max_length, beam, allow_unk) for i in range(n)]
     device = decoder.out.weight.device
     token = torch.full((n, 1), BOS, dtype=torch.long, device=device)
     state, done = None, torch.zeros(n, dtype=torch.bool, device=device)
@@ -162,6 +184,8 @@ def generate(decoder: SentenceDecoder, z: torch.Tensor | None, n: int, max_lengt
     for _ in range(max_length + 1):
         logits, state = decoder(token, z, state)
         logits = logits[:, -1].float()
+        if not allow_unk:
+            logits[:, UNK] = -math.inf
         if method == "greedy":
             token = logits.argmax(-1, keepdim=True)
         else:
@@ -176,7 +200,8 @@ def generate(decoder: SentenceDecoder, z: torch.Tensor | None, n: int, max_lengt
     return [[t for t in row[:row.index(EOS) if EOS in row else len(row)] if t != PAD] for row in ids]
 
 
-def _beam(decoder: SentenceDecoder, z: torch.Tensor | None, max_length: int, width: int) -> list[int]:
+def _beam(decoder: SentenceDecoder, z: torch.Tensor | None, max_length: int, width: int, allow_unk: bool
+          ) -> list[int]:
     device = decoder.out.weight.device
     beams = [([], 0.0, None)]  # (tokens, log-probability, state)
     finished = []
@@ -186,7 +211,10 @@ def _beam(decoder: SentenceDecoder, z: torch.Tensor | None, max_length: int, wid
         state = None if states[0] is None else _stack_states(states)
         zz = None if z is None else z.expand(len(beams), -1)
         logits, state = decoder(tokens, zz, state)
-        logp = logits[:, -1].float().log_softmax(-1)
+        logits = logits[:, -1].float()
+        if not allow_unk:
+            logits[:, UNK] = -math.inf
+        logp = logits.log_softmax(-1)
         scores = torch.tensor([b[1] for b in beams], device=device)[:, None] + logp
         top = scores.view(-1).topk(min(width, scores.numel()))
         new = []

@@ -3,8 +3,9 @@ latent-space verbs for sentences: transform, sample, reconstruct, interpolate, n
 
 It trains through the shared core (runs.fit_module, the one trainer) on data.text's batches; the run folder
 holds the tokenizer (tokenizer.json) and the training sentences (for neighbours), besides what every model
-folder holds. Defaults follow the published recipe against posterior collapse: cyclical KL annealing (Fu et al.
-2019), word dropout 0.25 (Bowman et al. 2016) and free bits 0.1 nats per unit (Kingma et al. 2016).
+folder holds. The default against posterior collapse is cyclical KL annealing (Fu et al. 2019) with
+batch-normalised posterior means (BN-VAE, Zhu et al. 2020, scale 0.6); word dropout (Bowman et al. 2016) and
+free bits (Kingma et al. 2016) are options (docs/text.md has the measurements behind the choice).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from ...train import checkpoint as ckpt
 
 TOKENIZER_FILE = "tokenizer.json"
 SENTENCES_FILE = "train-sentences.txt"
-_MODEL_KEYS = ("latent_dim", "embed_dim", "hidden_dim", "cell", "beta", "word_dropout", "free_bits", "dropout")
+_MODEL_KEYS = ("latent_dim", "embed_dim", "hidden_dim", "cell", "beta", "word_dropout", "free_bits", "dropout",
+               "posterior_bn")
 _DATA_KEYS = ("tokenizer", "lower", "vocab_size", "min_count", "max_length")
 KL_SCHEDULES = ("cyclical", "linear", "none")
 
@@ -44,8 +46,8 @@ class SentenceVAE(BaseEstimator):
     TRAIN_COMMAND = "vaekit text train --data SENTENCES.txt --out RUN"
 
     def __init__(self, *, model="sentence-vae", latent_dim=None, embed_dim=None, hidden_dim=None, cell=None,
-                 beta=None, word_dropout=None, free_bits=None, dropout=None, tokenizer="word", lower=True,
-                 vocab_size=10000, min_count=2, max_length=50, epochs=10, batch_size=64, lr=1e-3,
+                 beta=None, word_dropout=None, free_bits=None, dropout=None, posterior_bn=None, tokenizer="word",
+                 lower=True, vocab_size=10000, min_count=2, max_length=50, epochs=10, batch_size=64, lr=1e-3,
                  kl_schedule="cyclical", kl_cycles=4, clip_norm=5.0, device="auto", random_state=None,
                  verbose=False):
         for name, value in list(locals().items()):
@@ -116,7 +118,7 @@ class SentenceVAE(BaseEstimator):
 
     @torch.no_grad()
     def inverse_transform(self, Z, method: str = "greedy", **kw) -> list[str]:
-        """The sentence decoded from each code of Z (N, latent_dim)."""
+        """The sentence decoded from each code of Z (N, latent_dim); kw: temperature, beam, allow_unk."""
         self._check_fitted()
         z = torch.as_tensor(np.asarray(Z, dtype=np.float32), device=self._device())
         d = self.module_.cfg.latent_dim
@@ -125,30 +127,31 @@ class SentenceVAE(BaseEstimator):
         return self._decode(z, len(z), method, **kw)
 
     def sample(self, n: int, method: str | None = None, temperature: float = 1.0, beam: int = 5,
-               random_state=None) -> list[str]:
+               random_state=None, allow_unk: bool = True) -> list[str]:
         """n sentences from the prior: z ~ N(0, I) decoded by method ('greedy', 'sample' or 'beam'); the
-        language model (no z) draws tokens ('sample', the default for it)."""
+        language model (no z) draws tokens ('sample', the default for it). allow_unk=False never writes <unk>."""
         self._check_fitted()
         check_count("n", n)
         gen = torch.Generator().manual_seed(seed_of(random_state))
+        kw = {"temperature": temperature, "beam": beam, "generator": gen, "allow_unk": allow_unk}
         if not self.module_.variational:
-            return self._decode(None, n, method or "sample", temperature=temperature, beam=beam, generator=gen)
+            return self._decode(None, n, method or "sample", **kw)
         z = torch.randn(n, self.module_.cfg.latent_dim, generator=gen).to(self._device())
-        return self._decode(z, n, method or "greedy", temperature=temperature, beam=beam, generator=gen)
+        return self._decode(z, n, method or "greedy", **kw)
 
     def reconstruct(self, sentences, method: str = "greedy", **kw) -> list[str]:
         """Each sentence through its code: x -> E[z|x] -> decoded."""
         return self.inverse_transform(self.transform(sentences), method, **kw)
 
-    def interpolate(self, a: str, b: str, steps: int = 5, kind: str = "linear", method: str = "greedy"
+    def interpolate(self, a: str, b: str, steps: int = 5, kind: str = "linear", method: str = "greedy", **kw
                     ) -> list[str]:
         """Sentences decoded along the line (kind='linear') or great circle ('spherical') between the codes of
-        a and b, both ends included."""
+        a and b, both ends included; kw are the decoding options of inverse_transform."""
         z = self.transform([a, b])
         kinds = {"linear": "linear", "spherical": "slerp", "slerp": "slerp"}
         if kind not in kinds:
             raise VaekitError(f"unknown interpolation '{kind}'; use 'linear' or 'spherical'")
-        return self.inverse_transform(interpolate_codes(z[0], z[1], steps, kinds[kind]), method)
+        return self.inverse_transform(interpolate_codes(z[0], z[1], steps, kinds[kind]), method, **kw)
 
     def neighbours(self, sentence: str, k: int = 5) -> list[tuple[str, float]]:
         """The k training sentences whose codes lie nearest (Euclidean) to the sentence's, with the distances."""
@@ -212,12 +215,14 @@ class SentenceVAE(BaseEstimator):
         ids = encode_sentences(self.tokenizer_, list(sentences), self.max_length, "sentences", require_known=True)
         return TextBatches(ids, self.tokenizer_.vocab_size)
 
-    def _decode(self, z, n: int, method: str, temperature: float = 1.0, beam: int = 5, generator=None) -> list[str]:
+    def _decode(self, z, n: int, method: str, temperature: float = 1.0, beam: int = 5, generator=None,
+                allow_unk: bool = True) -> list[str]:
         if method not in ("greedy", "sample", "beam"):
             raise VaekitError(f"unknown decoding '{method}'; use 'greedy', 'sample' or 'beam'")
         if not (isinstance(temperature, (int, float)) and temperature > 0):
             raise VaekitError(f"temperature must be a number > 0; got {temperature!r}")
-        ids = generate(self.module_.decoder, z, n, self.max_length, method, float(temperature), int(beam), generator)
+        ids = generate(self.module_.decoder, z, n, self.max_length, method, float(temperature), int(beam), generator,
+                       bool(allow_unk))
         return [self.tokenizer_.decode(row) for row in ids]
 
     def _device(self) -> torch.device:
