@@ -12,7 +12,7 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
   "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
 extras=${VAEKIT_EXTRAS:-}
-if ! "$VPY" -c "import vaekit, safetensors, sklearn, PIL, matplotlib, tqdm, pandas, sdmetrics, tokenizers, sacrebleu${extras:+, pytest}" 2>/dev/null \
+if ! "$VPY" -c "import vaekit, safetensors, sklearn, PIL, matplotlib, tqdm, pandas, sdmetrics, tokenizers, sacrebleu, constriction${extras:+, pytest}" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.vaekit-installed ]; then
   "$VPY" -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
   touch .venv/.vaekit-installed

@@ -3,7 +3,7 @@ from .errors import VaekitError, VaekitWarning
 
 __version__ = "0.1.0"
 __all__ = ["VAE", "Autoencoder", "LatentModel", "TabularVAE", "SentenceVAE", "AnomalyDetector", "load_detector",
-           "VaekitError", "VaekitWarning", "estimator_for", "load", "__version__"]
+           "Codec", "VaekitError", "VaekitWarning", "estimator_for", "load", "__version__"]
 _ESTIMATOR_NAMES = {"VAE", "Autoencoder", "LatentModel", "estimator_for", "load"}
 
 
@@ -21,6 +21,10 @@ def __getattr__(name: str):
         from .tasks.text.sentences import SentenceVAE
 
         return SentenceVAE
+    if name == "Codec":
+        from .tasks.compression import Codec
+
+        return Codec
     if name in ("AnomalyDetector", "load_detector"):
         from .tasks.anomaly import detector
 

@@ -12,6 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .errors import VaekitError
 
 
@@ -50,6 +52,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 def atomic_write_bytes(path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_write_npy(path, array) -> None:
+    """np.save to path, atomically (into an open file: np.save(name) would add .npy to the temporary name)."""
+    def save(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+    atomic_write(path, save)
 
 
 def _finite(obj: Any) -> Any:

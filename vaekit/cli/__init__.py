@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from ..errors import VaekitError, VaekitWarning
-from . import anomaly, demo, evaluate, finetune, models, tabular, text, train, views
+from . import anomaly, compress, demo, evaluate, finetune, models, tabular, text, train, views
 from .options import Parser
 
 
@@ -19,6 +19,8 @@ def _commands():
         "anomaly": (anomaly.HELP, anomaly.add_arguments, anomaly.run),
         "tabular": (tabular.HELP, tabular.add_arguments, tabular.run),
         "text": (text.HELP, text.add_arguments, text.run),
+        "compress": (compress.HELP, compress.add_arguments, compress.run),
+        "decompress": (compress.DECOMPRESS_HELP, compress.add_decompress_arguments, compress.run_decompress),
         "demo": (demo.HELP, demo.add_arguments, demo.run),
     }
     return cmds

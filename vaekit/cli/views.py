@@ -8,17 +8,14 @@ import numpy as np
 from .. import plots
 from ..errors import VaekitError
 from ..latent import interpolate_codes
-from ..io import atomic_write
+from ..io import atomic_write_npy
 from .common import add_run_args, count, load_run, load_run_data
 
 
 def _write(array: np.ndarray, out: str, draw) -> None:
     """.npy gets the raw array; anything else gets the picture."""
     if out.endswith(".npy"):
-        def save(tmp):
-            with open(tmp, "wb") as f:  # np.save(name) would append .npy to the temporary name
-                np.save(f, array)
-        atomic_write(out, save)
+        atomic_write_npy(out, array)
     else:
         draw(out)
     print(out)

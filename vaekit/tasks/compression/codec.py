@@ -1,0 +1,92 @@
+"""Codec: a trained model turned into a compressor of real bytes, `Codec(model).compress(x)` and
+`decompress(data)`.
+
+Lossless coding of binary images by bits-back ANS (bitsback.BitsBackCoder) with a VAE of the registry trained
+on binarised data. Examples are cut into blocks (independent chains, `block` examples each) inside one .vkz
+container (container.py), whose header carries the model's weight hash, so a file only decodes with the model
+that wrote it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import VaekitError
+from . import container
+from .bitsback import BitsBackCoder
+
+
+class Codec:
+    """Lossless compression of binary images (values 0/1, or 0/255) with a fitted vaekit VAE."""
+
+    def __init__(self, model, block: int = 10000, **settings):
+        if not hasattr(model, "module_") or not hasattr(model, "input_shape_"):
+            raise VaekitError("Codec needs a fitted image model: vaekit.load(RUN) of a run trained with "
+                              "'vaekit train --data mnist --binarize', or VAE(...).fit(X)")
+        if not isinstance(block, int) or block < 1:
+            raise VaekitError(f"block must be an int >= 1 (examples per independent chain); got {block!r}")
+        self.model, self.block = model, block
+        self.shape = tuple(getattr(model, "_user_shape", model.input_shape_))
+        self.coder = BitsBackCoder(model.module_, **settings)
+        self.weights = container.weights_sha256(model.module_)
+
+    def compress(self, x) -> bytes:
+        """The .vkz bytes of binary examples x (N, *shape)."""
+        x = self._binary(x)
+        blocks = []
+        for i in range(0, len(x), self.block):
+            chunk = x[i:i + self.block]
+            words = self.coder.encode(chunk.reshape(len(chunk), *self.model.input_shape_))
+            blocks.append(container.Block(len(chunk), words.astype("<u4").tobytes(), container.examples_sha256(chunk)))
+        return container.to_bytes(container.Container(self.coder.name, self.weights, self.shape,
+                                                      {**self.coder.settings, "values": "binary"}, blocks))
+
+    def decompress(self, data: bytes, what: str = "the compressed data") -> np.ndarray:
+        """The examples (uint8, values 0/1, (N, *shape)) of .vkz bytes written by this model."""
+        c = container.from_bytes(data, what)
+        container.check_model(c, self.coder.name, self.weights, self.shape, what)
+        s = c.settings
+        try:
+            coder = BitsBackCoder(self.model.module_, s["bin_width"], s["latent_bound"], s["lanes"])
+        except (KeyError, TypeError) as e:
+            raise VaekitError(f"{what} has codec settings this vaekit cannot read ({e})") from None
+        if coder.initial_words != s.get("initial_words"):
+            raise VaekitError(f"{what} has inconsistent codec settings (initial words)")
+        out = []
+        for i, b in enumerate(c.blocks):
+            if len(b.data) % 4:
+                raise VaekitError(f"{what} is damaged: block {i} is not a whole number of 32-bit words")
+            try:
+                x = coder.decode(np.frombuffer(b.data, "<u4"), b.count, self.model.input_shape_)
+            except VaekitError:
+                raise
+            except Exception as e:  # the entropy coder's own complaint about data it cannot decode
+                raise VaekitError(f"block {i} of {what} cannot be decoded ({e}): the file is damaged") from None
+            x = x.reshape(b.count, *self.shape)
+            if container.examples_sha256(x) != b.examples_sha256:
+                raise VaekitError(f"block {i} of {what} decoded to examples that do not match its checksum: this "
+                                  f"machine computes the model differently from the one that compressed it (other "
+                                  f"hardware or library versions); decompress it there")
+            out.append(x)
+        return np.concatenate(out) if out else np.zeros((0, *self.shape), np.uint8)
+
+    def _binary(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim < 2 or tuple(x.shape[1:]) not in (self.shape, tuple(self.model.input_shape_)):
+            raise VaekitError(f"examples must have shape (N, {', '.join(map(str, self.shape))}); got {x.shape}")
+        if x.dtype == bool:
+            x = x.astype(np.uint8)
+        values = np.unique(x)
+        if set(values.tolist()) <= {0, 255} and 255 in values:
+            x = x // 255
+        elif not set(values.tolist()) <= {0, 1}:
+            others = values[~np.isin(values, [0, 1, 255])][:3].tolist()
+            raise VaekitError(f"lossless coding of binary images takes values 0 and 1 (or 0 and 255); these examples "
+                              f"have others (e.g. {others}): binarise them first ('vaekit compress --binarize')")
+        return np.ascontiguousarray(x.astype(np.uint8).reshape(len(x), *self.shape))
+
+    @staticmethod
+    def bits_per_dim(data: bytes, count: int, shape: tuple[int, ...]) -> float:
+        """Bits per dimension of a whole file (header included) for count examples of shape."""
+        return 8 * len(data) / (count * math.prod(shape))
