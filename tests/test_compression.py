@@ -103,6 +103,26 @@ def test_compress_and_decompress_on_the_command_line(models, test_images, tmp_pa
     assert "truncated" in capsys.readouterr().err and not (tmp_path / "z.npy").exists()
 
 
+def test_8_bit_images_decode_bit_for_bit_with_the_lossless_vae(mnist, test_images):
+    model = vaekit.estimator_for("lossless-vae", latent_dim=8, hidden=(128,), stochastic_layers=(16,),
+                                 inner_hidden=(32,), epochs=3, random_state=0).fit(mnist[0][:3000])
+    x = mnist[2][:130]
+    codec = Codec(model, block=100)
+    data = codec.compress(x)
+    assert np.array_equal(codec.decompress(data), x)
+    c = container.from_bytes(data)
+    assert c.settings["values"] == "8-bit"
+    net = sum(len(b.data) for b in c.blocks) * 8 - 32 * codec.coder.initial_words * len(c.blocks)
+    neg_elbo = evaluate(model, x, k=1, seed=0)["neg_elbo_nats"] / math.log(2)
+    assert net / len(x) == pytest.approx(neg_elbo, rel=0.02), (net / len(x), neg_elbo)
+    assert net / x.size < 8  # fewer bits than the raw pixels
+    with pytest.raises(vaekit.VaekitError, match="8-bit"):
+        codec.compress(x.astype(np.float32))
+    with pytest.raises(vaekit.VaekitError, match="compressed with another model"):
+        Codec(vaekit.estimator_for("lossless-vae", latent_dim=8, hidden=(128,), stochastic_layers=(16,),
+                                   inner_hidden=(32,), epochs=1, random_state=1).fit(mnist[0][:300])).decompress(data)
+
+
 def test_a_grey_image_model_is_refused_with_what_to_train(mnist_small):
     grey = vaekit.VAE(latent_dim=4, hidden=(32,), epochs=1, likelihood="gaussian", random_state=0)
     grey.fit(mnist_small[0][:200])

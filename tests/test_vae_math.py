@@ -103,6 +103,31 @@ def test_fast_nll_matches_the_distribution_and_its_gradient(name):
     assert torch.autograd.gradcheck(lambda p, xx: lik.nll(p, xx), (params[0], xg))
 
 
+def test_the_discretised_logistic_is_a_distribution_over_256_values_that_nll_and_pmf_agree_on():
+    from vaekit.models.likelihoods import LIKELIHOODS
+
+    lik = LIKELIHOODS["discretized-logistic"]((2, 3, 3))
+    assert lik.param_shape == (4, 3, 3)  # a mean and a log-scale per pixel, on the channels
+    g = torch.Generator().manual_seed(0)
+    params = torch.randn(3, 5, 4, 3, 3, generator=g, dtype=torch.double)
+    params[:, :, 2:] -= torch.rand(3, 5, 2, 3, 3, generator=g, dtype=torch.double) * 6  # sharp and broad scales
+    v = torch.randint(0, 256, (5, 2, 3, 3), generator=g)
+    v.view(-1)[:4] = torch.tensor([0, 255, 0, 255])  # the tail bins
+    pmf = lik.pmf(params)
+    torch.testing.assert_close(pmf.sum(-1), torch.ones(pmf.shape[:-1], dtype=torch.double))
+    mass = pmf.gather(-1, v.expand(3, 5, 2, 3, 3)[..., None]).squeeze(-1)
+    resolved = mass > 1e-5  # where float64 differences of sigmoids are exact enough to compare
+    assert resolved.float().mean() > 0.3
+    # rtol: the pmf differences CDFs near 1 at the upper tail, losing a few digits there
+    torch.testing.assert_close(lik.log_mass(params, v / 255.0)[resolved], mass.log()[resolved], rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(lik.nll(params, v / 255.0), -lik(params).log_prob(v / 255.0))
+    p = params.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda q: lik.nll(q, v / 255.0), (p[0],))
+    draws = lik(params[0, :1]).sample((4000,), generator=torch.Generator().manual_seed(1))  # (4000, 1, 2, 3, 3)
+    assert torch.equal(draws, (draws * 255).round() / 255)
+    torch.testing.assert_close(draws.mean(0), lik(params[0, :1]).mean, atol=0.02, rtol=0)
+
+
 @pytest.mark.parametrize("shape, batch", [((1, 28, 28), 1), ((1, 28, 28), 3), ((3, 5, 7), 2), ((1, 1, 1), 4)])
 def test_scoring_bernoulli_nll_matches_the_distribution(shape, batch):
     """Without gradients the Bernoulli nll takes its grouped-log path: exact for any logits, even sizes

@@ -27,9 +27,12 @@ _MODEL = constriction.stream.model
 INITIAL_SEED = 0xB17B4C  # the initial words are these seeded draws, so a decoder can check them
 
 
+PIXEL_VALUES = {"bernoulli": "binary", "discretized-logistic": "8-bit"}  # likelihood -> the values it codes
+
+
 class BitsBackCoder:
     """BB-ANS for a VAE module with Gaussian latents (one or more stochastic layers), a N(0, I) prior and a
-    Bernoulli likelihood over binary examples."""
+    discrete likelihood: Bernoulli over binary examples, or the discretised logistic over 8-bit pixels."""
 
     name = "bb-ans"
 
@@ -39,9 +42,10 @@ class BitsBackCoder:
         if not getattr(module, "variational", False) or not hasattr(module, "sizes"):
             raise VaekitError("bits-back coding needs a VAE of images (a model with latents and an encoder); this "
                               "run is not one: train one with 'vaekit train --model vae --binarize'")
-        if cfg.likelihood != "bernoulli" or cfg.prior != "standard":
-            raise VaekitError(f"bits-back coding of binary images needs a Bernoulli likelihood and the N(0, I) "
-                              f"prior; this model has likelihood '{cfg.likelihood}' and prior '{cfg.prior}'")
+        if cfg.likelihood not in PIXEL_VALUES or cfg.prior != "standard":
+            raise VaekitError(f"lossless coding needs a discrete likelihood (a Bernoulli likelihood for binary "
+                              f"images, 'discretized-logistic' for 8-bit ones: train --model lossless-vae) and the "
+                              f"N(0, I) prior; this model has likelihood '{cfg.likelihood}' and prior '{cfg.prior}'")
         if not (0 < bin_width <= 1) or latent_bound <= 0 or lanes < 1:
             raise VaekitError("bin_width must be in (0, 1], latent_bound > 0 and lanes >= 1")
         self.module = module.eval()
@@ -49,7 +53,9 @@ class BitsBackCoder:
         self.bound = int(math.ceil(latent_bound / bin_width))
         self.sizes = tuple(module.sizes)
         self.quantised = _MODEL.QuantizedGaussian(-self.bound, self.bound)
-        self.bernoulli = _MODEL.Bernoulli(perfect=False)
+        self.values = PIXEL_VALUES[cfg.likelihood]
+        self.pixel_model = _MODEL.Bernoulli(perfect=False) if self.values == "binary" else _MODEL.Categorical(
+            perfect=False)
         self.initial_words = max(8, math.ceil(self.lanes * sum(self.sizes) * 12 / 32))  # ~12 bits per latent
 
     @property
@@ -82,13 +88,13 @@ class BitsBackCoder:
 
     # -- one batch -------------------------------------------------------------------------------------
     def _push(self, coder, xb: np.ndarray) -> None:
-        x = torch.from_numpy(xb.astype(np.float32)).to(self._device())
+        x = self._net_input(xb)
         ks, zs = [], []
         for layer in range(len(self.sizes)):  # take bits back: z_1 ~ q(z_1|x), z_2 ~ q(z_2|z_1), ...
             mean, std = self._posterior(layer, x if layer == 0 else zs[-1])
             ks.append(coder.decode(self.quantised, mean, std))
             zs.append(self._z(ks[-1], len(xb)))
-        coder.encode_reverse(xb.reshape(-1).astype(np.int32), self.bernoulli, self._pixel_probs(zs[0]))
+        coder.encode_reverse(xb.reshape(-1).astype(np.int32), self.pixel_model, self._pixel_params(zs[0]))
         for layer in range(len(self.sizes) - 1):  # z_l | z_l+1, bottom first, so the top comes off first
             coder.encode_reverse(ks[layer], self.quantised, *self._conditional(layer, zs[layer + 1]))
         coder.encode_reverse(ks[-1], self.quantised, *self._prior(len(ks[-1])))
@@ -102,8 +108,8 @@ class BitsBackCoder:
         for layer in reversed(range(len(self.sizes) - 1)):
             ks[layer] = coder.decode(self.quantised, *self._conditional(layer, zs[layer + 1]))
             zs[layer] = self._z(ks[layer], n)
-        xb = coder.decode(self.bernoulli, self._pixel_probs(zs[0])).astype(np.uint8).reshape(n, *shape)
-        x = torch.from_numpy(xb.astype(np.float32)).to(self._device())
+        xb = coder.decode(self.pixel_model, self._pixel_params(zs[0])).astype(np.uint8).reshape(n, *shape)
+        x = self._net_input(xb)
         params = [self._posterior(layer, x if layer == 0 else zs[layer - 1]) for layer in range(len(self.sizes))]
         for layer in reversed(range(len(self.sizes))):  # give the bits back in the reverse of taking them
             coder.encode_reverse(ks[layer], self.quantised, *params[layer])
@@ -127,8 +133,19 @@ class BitsBackCoder:
         std = ((0.5 * log_var.double()).exp() / self.bin_width).clamp(min=1e-3).reshape(-1).cpu().numpy()
         return mean, std
 
-    def _pixel_probs(self, z: torch.Tensor) -> np.ndarray:
-        return torch.sigmoid(self.module.decoder(z).double()).reshape(-1).cpu().numpy()
+    def _pixel_params(self, z: torch.Tensor) -> np.ndarray:
+        """The pixel model's parameters, in the order of the pixels: P(1) of each (binary), or the (pixels, 256)
+        table of masses (8-bit)."""
+        params = self.module.decoder(z).double()
+        if self.values == "binary":
+            return torch.sigmoid(params).reshape(-1).cpu().numpy()
+        pmf = self.module.likelihood.pmf(params)
+        return pmf.reshape(-1, pmf.shape[-1]).cpu().numpy()
+
+    def _net_input(self, xb: np.ndarray) -> torch.Tensor:
+        """The examples as the networks read them: binary pixels as 0/1, 8-bit ones as v / 255 (the batches')."""
+        x = torch.from_numpy(xb.astype(np.float32)).to(self._device())
+        return x if self.values == "binary" else x / 255
 
     def _z(self, k: np.ndarray, n: int) -> torch.Tensor:
         return torch.from_numpy(k.astype(np.float32) * np.float32(self.bin_width)).view(n, -1).to(self._device())

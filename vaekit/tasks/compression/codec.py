@@ -1,8 +1,8 @@
 """Codec: a trained model turned into a compressor of real bytes, `Codec(model).compress(x)` and
 `decompress(data)`.
 
-Lossless coding of binary images by bits-back ANS (bitsback.BitsBackCoder) with a VAE of the registry trained
-on binarised data. Examples are cut into blocks (independent chains, `block` examples each) inside one .vkz
+Lossless coding of images by bits-back ANS (bitsback.BitsBackCoder) with a VAE of the registry: binary images
+with a Bernoulli model trained on binarised data, 8-bit ones with `lossless-vae` (discretised logistic). Examples are cut into blocks (independent chains, `block` examples each) inside one .vkz
 container (container.py), whose header carries the model's weight hash, so a file only decodes with the model
 that wrote it.
 """
@@ -18,7 +18,8 @@ from .bitsback import BitsBackCoder
 
 
 class Codec:
-    """Lossless compression of binary images (values 0/1, or 0/255) with a fitted vaekit VAE."""
+    """Lossless compression of images with a fitted vaekit VAE: binary ones (values 0/1, or 0/255) with a
+    Bernoulli model, 8-bit ones (uint8) with a discretised-logistic model (`lossless-vae`)."""
 
     def __init__(self, model, block: int = 10000, **settings):
         if not hasattr(model, "module_") or not hasattr(model, "input_shape_"):
@@ -32,18 +33,18 @@ class Codec:
         self.weights = container.weights_sha256(model.module_)
 
     def compress(self, x) -> bytes:
-        """The .vkz bytes of binary examples x (N, *shape)."""
-        x = self._binary(x)
+        """The .vkz bytes of examples x (N, *shape)."""
+        x = self._examples(x)
         blocks = []
         for i in range(0, len(x), self.block):
             chunk = x[i:i + self.block]
             words = self.coder.encode(chunk.reshape(len(chunk), *self.model.input_shape_))
             blocks.append(container.Block(len(chunk), words.astype("<u4").tobytes(), container.examples_sha256(chunk)))
         return container.to_bytes(container.Container(self.coder.name, self.weights, self.shape,
-                                                      {**self.coder.settings, "values": "binary"}, blocks))
+                                                      {**self.coder.settings, "values": self.coder.values}, blocks))
 
     def decompress(self, data: bytes, what: str = "the compressed data") -> np.ndarray:
-        """The examples (uint8, values 0/1, (N, *shape)) of .vkz bytes written by this model."""
+        """The examples (uint8, (N, *shape)) of .vkz bytes written by this model."""
         c = container.from_bytes(data, what)
         container.check_model(c, self.coder.name, self.weights, self.shape, what)
         s = c.settings
@@ -71,10 +72,14 @@ class Codec:
             out.append(x)
         return np.concatenate(out) if out else np.zeros((0, *self.shape), np.uint8)
 
-    def _binary(self, x) -> np.ndarray:
+    def _examples(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim < 2 or tuple(x.shape[1:]) not in (self.shape, tuple(self.model.input_shape_)):
             raise VaekitError(f"examples must have shape (N, {', '.join(map(str, self.shape))}); got {x.shape}")
+        if self.coder.values == "8-bit":
+            if x.dtype != np.uint8:
+                raise VaekitError(f"this model codes 8-bit images: give uint8 pixels (0-255); got {x.dtype}")
+            return np.ascontiguousarray(x.reshape(len(x), *self.shape))
         if x.dtype == bool:
             x = x.astype(np.uint8)
         values = np.unique(x)
