@@ -78,8 +78,8 @@ def test_the_decoder_is_built_from_the_likelihoods_parameter_layout():
     for name in IMAGE_MODELS:
         module = build_module(name, MODELS[name].config(latent_dim=3, hidden=(8,)), (1, 28, 28))
         if hasattr(module, "likelihood"):  # the split-brain AE has one per half
-            # one output per pixel, or a mean and a log-scale per pixel (the discretised logistic)
-            per_pixel = 2 if module.cfg.likelihood == "discretized-logistic" else 1
+            # one output per pixel, or a mean and a log-scale per pixel (the discretised likelihoods)
+            per_pixel = 2 if module.cfg.likelihood.startswith("discretized") else 1
             assert module.decoder.out_shape == module.likelihood.param_shape == (per_pixel, 28, 28), name
     mlp = ModelConfig(latent_dim=3, hidden=(8,))
     assert Decoder(mlp, (1, 28, 28), (2, 28, 28))(torch.zeros(5, 3)).shape == (5, 2, 28, 28)

@@ -103,10 +103,11 @@ def test_fast_nll_matches_the_distribution_and_its_gradient(name):
     assert torch.autograd.gradcheck(lambda p, xx: lik.nll(p, xx), (params[0], xg))
 
 
-def test_the_discretised_logistic_is_a_distribution_over_256_values_that_nll_and_pmf_agree_on():
+@pytest.mark.parametrize("name", ["discretized-logistic", "discretized-gaussian"])
+def test_a_discretised_likelihood_is_a_distribution_over_256_values_that_nll_and_pmf_agree_on(name):
     from vaekit.models.likelihoods import LIKELIHOODS
 
-    lik = LIKELIHOODS["discretized-logistic"]((2, 3, 3))
+    lik = LIKELIHOODS[name]((2, 3, 3))
     assert lik.param_shape == (4, 3, 3)  # a mean and a log-scale per pixel, on the channels
     g = torch.Generator().manual_seed(0)
     params = torch.randn(3, 5, 4, 3, 3, generator=g, dtype=torch.double)

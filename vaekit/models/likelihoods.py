@@ -154,8 +154,8 @@ class DiscretizedLogisticLikelihood(nn.Module):
         mean, log_scale = full_precision(params).chunk(2, dim=-self.event_dims)
         return mean, log_scale.clamp(min=MIN_LOG_SCALE_PIXEL)
 
-    def forward(self, params: torch.Tensor) -> DiscretizedLogistic:
-        return DiscretizedLogistic(self, params)
+    def forward(self, params: torch.Tensor) -> DiscretizedPixels:
+        return DiscretizedPixels(self, params)
 
     def log_mass(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log P(x) of each pixel, (..., *shape); the middle bins by a difference of sigmoids, or by the
@@ -188,12 +188,69 @@ class DiscretizedLogisticLikelihood(nn.Module):
 
 
 MIN_LOG_SCALE_PIXEL = math.log(1e-3) - 2  # a scale well under one bin (1/255) still trains and codes
+LOG_FLOOR = -24 * math.log(2)
 
 
-class DiscretizedLogistic:
-    """p(x | z) of the discretised logistic likelihood, over whole examples: log_prob, mean and sample."""
+class DiscretizedGaussianLikelihood(nn.Module):
+    """8-bit pixels: a Gaussian over pixel values integrated over each value's bin [v - 0.5, v + 0.5], the
+    tails in the end bins (0 takes all below 0.5, 255 all above 254.5). It is the model constriction's
+    QuantizedGaussian codes with, so bits-back coding of it is fast and its rate is its -log p. Like the
+    coder's, every value keeps a mass of at least 2^-24, which also bounds a pixel's loss at 24 bits. The decoder outputs a mean (in units of 255)
+    and a log-scale for every pixel, the means on the first half of its channels."""
 
-    def __init__(self, likelihood: DiscretizedLogisticLikelihood, params: torch.Tensor):
+    bins = 256
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.event_dims = len(shape)
+        self.param_shape = (2 * shape[0], *shape[1:])
+
+    def pixel_params(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, standard deviation) of each pixel, in pixel values (0-255)."""
+        mean, log_scale = full_precision(params).chunk(2, dim=-self.event_dims)
+        top = self.bins - 1
+        return top * mean, top * torch.exp(log_scale.clamp(min=MIN_LOG_SCALE_PIXEL, max=2.0))
+
+    def log_mass(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self.pixel_params(params)
+        v = (x * (self.bins - 1)).round()
+        a, b = (v - 0.5 - mean) / std, (v + 0.5 - mean) / std
+        lowest = torch.special.log_ndtr(b.double()).to(a.dtype)  # float64: see _log_gaussian_mass
+        highest = torch.special.log_ndtr(-a.double()).to(a.dtype)
+        log_p = torch.where(v <= 0, lowest, torch.where(v >= self.bins - 1, highest, _log_gaussian_mass(a, b)))
+        # every value keeps at least the coder's smallest probability, 2^-24, as constriction's quantiser does
+        return torch.logaddexp(log_p, torch.full_like(log_p, LOG_FLOOR)) - math.log1p(self.bins * 2.0 ** -24)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -self.log_mass(params, x).flatten(-self.event_dims).sum(-1)
+
+    def pmf(self, params: torch.Tensor) -> torch.Tensor:
+        """The mass of all 256 values of each pixel, (..., *shape, 256)."""
+        values = torch.linspace(0, 1, self.bins, dtype=params.dtype, device=params.device)
+        x = values.view(-1, *([1] * (params.dim())))  # (256, 1, ..., 1): each value against every pixel
+        return torch.movedim(self.log_mass(params[None], x).exp(), 0, -1)
+
+    def forward(self, params: torch.Tensor) -> DiscretizedPixels:
+        return DiscretizedPixels(self, params)
+
+
+def _log_gaussian_mass(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log(Phi(b) - Phi(a)) for a < b, accurate in both tails (an interval above 0 is mirrored below it).
+    In float64: float32's log_ndtr has no usable gradient a few hundred standard deviations out."""
+    dtype = a.dtype
+    a, b = a.double(), b.double()
+    upper = a > 0
+    lo, hi = torch.where(upper, -b, a), torch.where(upper, -a, b)
+    log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+    gap = (log_lo - log_hi).clamp(max=-1e-300)  # an interval too narrow for float64: a tiny mass, not log 0
+    return (log_hi + torch.log(-torch.expm1(gap))).to(dtype)
+
+
+class DiscretizedPixels:
+    """p(x | z) of a discretised likelihood (logistic or Gaussian) over whole examples: log_prob, mean and
+    sample, all through the likelihood's nll and pmf."""
+
+    def __init__(self, likelihood: nn.Module, params: torch.Tensor):
         self.likelihood, self.params = likelihood, params
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -400,7 +457,8 @@ class TableLikelihood(nn.Module):
 # name -> likelihood built from the data's shape; "table" is built by the tables modality from its fitted
 # encoding (TableLikelihood.of) and handed to the model
 LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood, "mse": SquaredErrorLikelihood,
-               "discretized-logistic": DiscretizedLogisticLikelihood, "table": TableLikelihood}
+               "discretized-logistic": DiscretizedLogisticLikelihood,
+               "discretized-gaussian": DiscretizedGaussianLikelihood, "table": TableLikelihood}
 
 
 def build_likelihood(name: str, shape: tuple[int, ...], given: nn.Module | None = None) -> nn.Module:

@@ -70,9 +70,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("hvae", VAEModule, "VAE with two stochastic layers, 784-200-200-100-100-50 (Burda et al. 2016)",
                   {"stochastic_layers": (100,), "latent_dim": 50, "hidden": (200, 200), "inner_hidden": (100, 100)}),
         ModelSpec("lossless-vae", VAEModule,
-                  "VAE of 8-bit images with a discretised logistic likelihood over the 256 pixel values (Salimans et "
-                  "al. 2017) and two stochastic layers: the model of 'vaekit compress' for grey or colour images",
-                  {"likelihood": "discretized-logistic", "stochastic_layers": (64,), "latent_dim": 32,
+                  "VAE of 8-bit images with a discretised Gaussian likelihood over the 256 pixel values and two "
+                  "stochastic layers: the model of 'vaekit compress' for grey or colour images",
+                  {"likelihood": "discretized-gaussian", "stochastic_layers": (64,), "latent_dim": 32,
                    "hidden": (512, 256), "inner_hidden": (128,)}),
         ModelSpec("vamp-vae", VAEModule, "VAE with a VampPrior of 500 pseudo-inputs (Tomczak & Welling 2018)",
                   {"prior": "vamp", "prior_components": 500}),

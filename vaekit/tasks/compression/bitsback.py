@@ -27,12 +27,13 @@ _MODEL = constriction.stream.model
 INITIAL_SEED = 0xB17B4C  # the initial words are these seeded draws, so a decoder can check them
 
 
-PIXEL_VALUES = {"bernoulli": "binary", "discretized-logistic": "8-bit"}  # likelihood -> the values it codes
+PIXEL_VALUES = {"bernoulli": "binary", "discretized-gaussian": "8-bit", "discretized-logistic": "8-bit"}
 
 
 class BitsBackCoder:
     """BB-ANS for a VAE module with Gaussian latents (one or more stochastic layers), a N(0, I) prior and a
-    discrete likelihood: Bernoulli over binary examples, or the discretised logistic over 8-bit pixels."""
+    discrete likelihood: Bernoulli over binary examples, or a discretised Gaussian (constriction's own quantised
+    Gaussian: fast) or logistic (a table of 256 masses per pixel: slower) over 8-bit pixels."""
 
     name = "bb-ans"
 
@@ -53,9 +54,10 @@ class BitsBackCoder:
         self.bound = int(math.ceil(latent_bound / bin_width))
         self.sizes = tuple(module.sizes)
         self.quantised = _MODEL.QuantizedGaussian(-self.bound, self.bound)
-        self.values = PIXEL_VALUES[cfg.likelihood]
-        self.pixel_model = _MODEL.Bernoulli(perfect=False) if self.values == "binary" else _MODEL.Categorical(
-            perfect=False)
+        self.likelihood, self.values = cfg.likelihood, PIXEL_VALUES[cfg.likelihood]
+        self.pixel_model = {"bernoulli": lambda: _MODEL.Bernoulli(perfect=False),
+                            "discretized-gaussian": lambda: _MODEL.QuantizedGaussian(0, 255),
+                            "discretized-logistic": lambda: _MODEL.Categorical(perfect=False)}[cfg.likelihood]()
         self.initial_words = max(8, math.ceil(self.lanes * sum(self.sizes) * 12 / 32))  # ~12 bits per latent
 
     @property
@@ -94,7 +96,7 @@ class BitsBackCoder:
             mean, std = self._posterior(layer, x if layer == 0 else zs[-1])
             ks.append(coder.decode(self.quantised, mean, std))
             zs.append(self._z(ks[-1], len(xb)))
-        coder.encode_reverse(xb.reshape(-1).astype(np.int32), self.pixel_model, self._pixel_params(zs[0]))
+        coder.encode_reverse(xb.reshape(-1).astype(np.int32), self.pixel_model, *self._pixel_params(zs[0]))
         for layer in range(len(self.sizes) - 1):  # z_l | z_l+1, bottom first, so the top comes off first
             coder.encode_reverse(ks[layer], self.quantised, *self._conditional(layer, zs[layer + 1]))
         coder.encode_reverse(ks[-1], self.quantised, *self._prior(len(ks[-1])))
@@ -108,7 +110,7 @@ class BitsBackCoder:
         for layer in reversed(range(len(self.sizes) - 1)):
             ks[layer] = coder.decode(self.quantised, *self._conditional(layer, zs[layer + 1]))
             zs[layer] = self._z(ks[layer], n)
-        xb = coder.decode(self.pixel_model, self._pixel_params(zs[0])).astype(np.uint8).reshape(n, *shape)
+        xb = coder.decode(self.pixel_model, *self._pixel_params(zs[0])).astype(np.uint8).reshape(n, *shape)
         x = self._net_input(xb)
         params = [self._posterior(layer, x if layer == 0 else zs[layer - 1]) for layer in range(len(self.sizes))]
         for layer in reversed(range(len(self.sizes))):  # give the bits back in the reverse of taking them
@@ -133,14 +135,16 @@ class BitsBackCoder:
         std = ((0.5 * log_var.double()).exp() / self.bin_width).clamp(min=1e-3).reshape(-1).cpu().numpy()
         return mean, std
 
-    def _pixel_params(self, z: torch.Tensor) -> np.ndarray:
-        """The pixel model's parameters, in the order of the pixels: P(1) of each (binary), or the (pixels, 256)
-        table of masses (8-bit)."""
+    def _pixel_params(self, z: torch.Tensor) -> tuple[np.ndarray, ...]:
+        """The pixel model's parameters, in the order of the pixels: P(1) of each (binary), each one's mean and
+        standard deviation in pixel values (discretised Gaussian), or the (pixels, 256) table of masses."""
         params = self.module.decoder(z).double()
-        if self.values == "binary":
-            return torch.sigmoid(params).reshape(-1).cpu().numpy()
+        if self.likelihood == "bernoulli":
+            return (torch.sigmoid(params).reshape(-1).cpu().numpy(),)
+        if self.likelihood == "discretized-gaussian":
+            return tuple(t.reshape(-1).cpu().numpy() for t in self.module.likelihood.pixel_params(params))
         pmf = self.module.likelihood.pmf(params)
-        return pmf.reshape(-1, pmf.shape[-1]).cpu().numpy()
+        return (pmf.reshape(-1, pmf.shape[-1]).cpu().numpy(),)
 
     def _net_input(self, xb: np.ndarray) -> torch.Tensor:
         """The examples as the networks read them: binary pixels as 0/1, 8-bit ones as v / 255 (the batches')."""
