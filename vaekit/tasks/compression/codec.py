@@ -74,7 +74,8 @@ class Codec:
 
     def _examples(self, x) -> np.ndarray:
         x = np.asarray(x)
-        if x.ndim < 2 or tuple(x.shape[1:]) not in (self.shape, tuple(self.model.input_shape_)):
+        squeezed = tuple(d for d in self.shape if d != 1)  # (N, 28, 28) and (N, 1, 28, 28) are the same images
+        if x.ndim < 2 or tuple(d for d in x.shape[1:] if d != 1) != squeezed:
             raise VaekitError(f"examples must have shape (N, {', '.join(map(str, self.shape))}); got {x.shape}")
         if self.coder.values == "8-bit":
             if x.dtype != np.uint8:
