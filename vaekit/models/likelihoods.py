@@ -195,8 +195,9 @@ class DiscretizedGaussianLikelihood(nn.Module):
     """8-bit pixels: a Gaussian over pixel values integrated over each value's bin [v - 0.5, v + 0.5], the
     tails in the end bins (0 takes all below 0.5, 255 all above 254.5). It is the model constriction's
     QuantizedGaussian codes with, so bits-back coding of it is fast and its rate is its -log p. Like the
-    coder's, every value keeps a mass of at least 2^-24, which also bounds a pixel's loss at 24 bits. The decoder outputs a mean (in units of 255)
-    and a log-scale for every pixel, the means on the first half of its channels."""
+    coder's, every value keeps a mass of at least 2^-24, which also bounds a pixel's loss at 24 bits. The
+    decoder outputs a mean (in units of 255) and a log-scale for every pixel, the means on the first half of
+    its channels."""
 
     bins = 256
 

@@ -2,9 +2,10 @@
 `decompress(data)`.
 
 Lossless coding of images by bits-back ANS (bitsback.BitsBackCoder) with a VAE of the registry: binary images
-with a Bernoulli model trained on binarised data, 8-bit ones with `lossless-vae` (discretised logistic). Examples are cut into blocks (independent chains, `block` examples each) inside one .vkz
-container (container.py), whose header carries the model's weight hash, so a file only decodes with the model
-that wrote it.
+with a Bernoulli model trained on binarised data, 8-bit ones with `lossless-vae` (a discretised Gaussian).
+Examples are cut into blocks (independent chains, `block` examples each) inside one .vkz container
+(container.py), whose header carries the model's weight hash, so a file only decodes with the model that
+wrote it.
 """
 from __future__ import annotations
 
