@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import vaekit  # noqa: E402 (after the path to this checkout)
 from vaekit.data import load_idx_set  # noqa: E402
+from vaekit.data.batches import binarize_once  # noqa: E402
 from vaekit.evaluate import evaluate  # noqa: E402
 from vaekit.tasks.compression import container  # noqa: E402
 
@@ -129,17 +130,16 @@ def one(name: str, kind: str, args) -> dict:
     binary = kind == "binary"
     model, origin = _model(name, kind, args)
     xte = load_idx_set(name, DATA, download=False)[2][:args.limit]
-    x = (np.random.default_rng(0).random(xte.shape) < xte / 255.0).astype(np.uint8) if binary else xte
+    x = binarize_once(torch.from_numpy(xte).float() / 255, 0).numpy().astype(np.uint8) if binary else xte
     dims = x.size
     scores = evaluate(model, x * 255 if binary else x, k=args.k, seed=0)
     codec = vaekit.Codec(model)
     data, t_enc = _timed(codec.compress, x)
     back, t_dec = _timed(codec.decompress, data)
     assert np.array_equal(back, x), "vaekit's codec did not decode bit for bit"
-    initial = 32 * codec.coder.initial_words * math.ceil(len(x) / codec.block)
     header = 8 * (len(data) - sum(len(b.data) for b in container.from_bytes(data).blocks))
     rows = {"vaekit bits-back (.vkz)": {"bits_per_dim": 8 * len(data) / dims,
-                                        "overhead_bits_per_dim": (header + initial) / dims,
+                                        "overhead_bits_per_dim": (header + codec.initial_bits(len(x))) / dims,
                                         "encode_images_per_s": len(x) / t_enc,
                                         "decode_images_per_s": len(x) / t_dec}}
     for codec_name, (enc, dec) in CLASSICAL.items():

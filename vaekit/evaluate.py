@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from . import diagnostics
 from .errors import VaekitError, check_count
 from .models import VAEModule, noise
-from .train import to_unit_float
+from .data.batches import binarize_once, to_unit_float
 
 LOG2 = math.log(2.0)
 BLOCK_ELEMENTS = 2 ** 20  # decoder outputs per call on CPU: 4 MB blocks; 64 MB ones miss the cache, 1 MB ones pay Python per call
@@ -93,7 +93,7 @@ def evaluate(model, x, k: int = 100, seed: int = 0, binarize: bool = False,
     dev = model._device()
     x_unit = to_unit_float(model._as_tensor(x)).float()
     if binarize:
-        x_unit = torch.bernoulli(x_unit, generator=torch.Generator().manual_seed(seed))
+        x_unit = binarize_once(x_unit, seed)
     n_dims = math.prod(model.input_shape_)
     result: dict = {"n_examples": len(x_unit), "n_dims": n_dims, "binarized": binarize}
     with noise.seeded(seed, dev), torch.no_grad():

@@ -51,10 +51,14 @@ def _inputs(args) -> np.ndarray:
                           f"nor a folder of images")
     x = x[:args.limit]
     if binarize:
-        grey = np.asarray(x, dtype=np.float64) / (255.0 if x.dtype == np.uint8 else 1.0)
+        import torch
+
+        from ..data.batches import binarize_once, to_unit_float
+
+        grey = to_unit_float(torch.from_numpy(np.ascontiguousarray(x))).float()
         if grey.min() < 0 or grey.max() > 1:
             raise VaekitError("--binarize reads pixels as probabilities: give uint8 images or floats in [0, 1]")
-        x = (np.random.default_rng(args.seed).random(grey.shape) < grey).astype(np.uint8)
+        x = binarize_once(grey, args.seed).numpy().astype(np.uint8)  # the draw 'vaekit evaluate --binarize' scores
     return x
 
 
@@ -70,10 +74,9 @@ def run(args) -> int:
     seconds = time.perf_counter() - t0
     atomic_write_bytes(args.out, data)
     dims = x[0].size * len(x)
-    initial = 32 * codec.coder.initial_words * -(-len(x) // args.block)
     print(json.dumps({"file": args.out, "examples": len(x), "bytes": len(data),
                       "bits_per_dim": round(8 * len(data) / dims, 5),
-                      "initial_bits_per_dim": round(initial / dims, 5),
+                      "initial_bits_per_dim": round(codec.initial_bits(len(x)) / dims, 5),
                       "images_per_s": round(len(x) / seconds, 1)}))
     return 0
 

@@ -31,6 +31,12 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 
+def binarize_once(x_unit: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli draw of pixel intensities in [0, 1], fixed by seed: the test protocol of dynamically
+    binarised data, shared by 'vaekit evaluate --binarize' and 'vaekit compress', so one seed is one test set."""
+    return torch.bernoulli(x_unit, generator=torch.Generator().manual_seed(seed))
+
+
 class ImageBatches:
     """Rows of images or flat arrays (a tensor, or data.DiskRows read batch by batch): uint8 pixels are scaled
     to [0, 1] a batch at a time, so the data stay a quarter of float32's size wherever they live.

@@ -33,6 +33,11 @@ class Codec:
         self.coder = BitsBackCoder(model.module_, **settings)
         self.weights = container.weights_sha256(model.module_)
 
+    def initial_bits(self, count: int) -> int:
+        """The bits of the chains' initial words in a file of count examples: paid once per block, so they are
+        the share that a longer input amortises."""
+        return 32 * self.coder.initial_words * math.ceil(count / self.block)
+
     def compress(self, x) -> bytes:
         """The .vkz bytes of examples x (N, *shape)."""
         x = self._examples(x)
@@ -92,8 +97,3 @@ class Codec:
             raise VaekitError(f"lossless coding of binary images takes values 0 and 1 (or 0 and 255); these examples "
                               f"have others (e.g. {others}): binarise them first ('vaekit compress --binarize')")
         return np.ascontiguousarray(x.astype(np.uint8).reshape(len(x), *self.shape))
-
-    @staticmethod
-    def bits_per_dim(data: bytes, count: int, shape: tuple[int, ...]) -> float:
-        """Bits per dimension of a whole file (header included) for count examples of shape."""
-        return 8 * len(data) / (count * math.prod(shape))
