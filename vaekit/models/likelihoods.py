@@ -136,12 +136,10 @@ class SquaredErrorLikelihood(nn.Module):
         return (0.5 * (x - full_precision(mean)).square() + HALF_LOG_2PI).flatten(-self.event_dims).sum(-1)
 
 
-class DiscretizedLogisticLikelihood(nn.Module):
-    """8-bit pixels: each of the 256 values v gets the mass of a logistic between its bin's edges
-    (v -+ 0.5) / 255, the end bins taking the tails (Salimans et al. 2017, PixelCNN++). The decoder outputs a
-    mean and a log-scale for every pixel, the means on the first half of its channels. x is read in [0, 1]
-    (v / 255), as the image batches give it. An exact discrete likelihood, so -log p(x) in bits is a real
-    lossless code length (the compression task codes with `pmf`)."""
+class _DiscretizedPixelLikelihood(nn.Module):
+    """What the discretised likelihoods share: 256 values per pixel, read in [0, 1] (v / 255) as the image
+    batches give them; a mean and a log-scale per pixel on the decoder's channels (means first); -log p(x) the
+    sum of the pixels' log_mass, an exact discrete likelihood, so in bits a real lossless code length."""
 
     bins = 256
 
@@ -150,12 +148,24 @@ class DiscretizedLogisticLikelihood(nn.Module):
         self.event_dims = len(shape)
         self.param_shape = (2 * shape[0], *shape[1:])  # means, then log-scales, on the channels
 
-    def split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_scale = full_precision(params).chunk(2, dim=-self.event_dims)
-        return mean, log_scale.clamp(min=MIN_LOG_SCALE_PIXEL)
+    def log_mass(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -self.log_mass(params, x).flatten(-self.event_dims).sum(-1)
 
     def forward(self, params: torch.Tensor) -> DiscretizedPixels:
         return DiscretizedPixels(self, params)
+
+
+class DiscretizedLogisticLikelihood(_DiscretizedPixelLikelihood):
+    """8-bit pixels: each of the 256 values v gets the mass of a logistic between its bin's edges
+    (v -+ 0.5) / 255, the end bins taking the tails (Salimans et al. 2017, PixelCNN++). The compression task
+    codes it with `pmf`, a table of 256 masses per pixel."""
+
+    def split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_scale = full_precision(params).chunk(2, dim=-self.event_dims)
+        return mean, log_scale.clamp(min=MIN_LOG_SCALE_PIXEL)
 
     def log_mass(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log P(x) of each pixel, (..., *shape); the middle bins by a difference of sigmoids, or by the
@@ -174,9 +184,6 @@ class DiscretizedLogisticLikelihood(nn.Module):
         middle = torch.where(delta > 1e-5, delta.clamp(min=1e-12).log(), log_density)
         return torch.where(v <= 0, log_cdf_plus, torch.where(v >= self.bins - 1, log_sf_minus, middle))
 
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_mass(params, x).flatten(-self.event_dims).sum(-1)
-
     def pmf(self, params: torch.Tensor) -> torch.Tensor:
         """The mass of all 256 values of each pixel, (..., *shape, 256), from the logistic's CDF at the bins'
         edges; what an entropy coder codes a pixel with."""
@@ -191,20 +198,12 @@ MIN_LOG_SCALE_PIXEL = math.log(1e-3) - 2  # a scale well under one bin (1/255) s
 LOG_FLOOR = -24 * math.log(2)
 
 
-class DiscretizedGaussianLikelihood(nn.Module):
+class DiscretizedGaussianLikelihood(_DiscretizedPixelLikelihood):
     """8-bit pixels: a Gaussian over pixel values integrated over each value's bin [v - 0.5, v + 0.5], the
     tails in the end bins (0 takes all below 0.5, 255 all above 254.5). It is the model constriction's
     QuantizedGaussian codes with, so bits-back coding of it is fast and its rate is its -log p. Like the
     coder's, every value keeps a mass of at least 2^-24, which also bounds a pixel's loss at 24 bits. The
-    decoder outputs a mean (in units of 255) and a log-scale for every pixel, the means on the first half of
-    its channels."""
-
-    bins = 256
-
-    def __init__(self, shape: tuple[int, ...]):
-        super().__init__()
-        self.event_dims = len(shape)
-        self.param_shape = (2 * shape[0], *shape[1:])
+    means are in units of 255."""
 
     def pixel_params(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, standard deviation) of each pixel, in pixel values (0-255)."""
@@ -222,17 +221,11 @@ class DiscretizedGaussianLikelihood(nn.Module):
         # every value keeps at least the coder's smallest probability, 2^-24, as constriction's quantiser does
         return torch.logaddexp(log_p, torch.full_like(log_p, LOG_FLOOR)) - math.log1p(self.bins * 2.0 ** -24)
 
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return -self.log_mass(params, x).flatten(-self.event_dims).sum(-1)
-
     def pmf(self, params: torch.Tensor) -> torch.Tensor:
         """The mass of all 256 values of each pixel, (..., *shape, 256)."""
         values = torch.linspace(0, 1, self.bins, dtype=params.dtype, device=params.device)
         x = values.view(-1, *([1] * (params.dim())))  # (256, 1, ..., 1): each value against every pixel
         return torch.movedim(self.log_mass(params[None], x).exp(), 0, -1)
-
-    def forward(self, params: torch.Tensor) -> DiscretizedPixels:
-        return DiscretizedPixels(self, params)
 
 
 def _log_gaussian_mass(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
