@@ -183,9 +183,7 @@ def generate(decoder: SentenceDecoder, z: torch.Tensor | None, n: int, max_lengt
     out = []
     for _ in range(max_length + 1):
         logits, state = decoder(token, z, state)
-        logits = logits[:, -1].float()
-        if not allow_unk:
-            logits[:, UNK] = -math.inf
+        logits = _next_logits(logits, allow_unk)
         if method == "greedy":
             token = logits.argmax(-1, keepdim=True)
         else:
@@ -200,6 +198,15 @@ def generate(decoder: SentenceDecoder, z: torch.Tensor | None, n: int, max_lengt
     return [[t for t in row[:row.index(EOS) if EOS in row else len(row)] if t != PAD] for row in ids]
 
 
+def _next_logits(logits: torch.Tensor, allow_unk: bool) -> torch.Tensor:
+    """The logits of each sequence's next token (from the decoder's (B, T, V) output), float32; with
+    allow_unk=False, <unk> gets none of the mass."""
+    logits = logits[:, -1].float()
+    if not allow_unk:
+        logits[:, UNK] = -math.inf
+    return logits
+
+
 def _beam(decoder: SentenceDecoder, z: torch.Tensor | None, max_length: int, width: int, allow_unk: bool
           ) -> list[int]:
     device = decoder.out.weight.device
@@ -211,10 +218,7 @@ def _beam(decoder: SentenceDecoder, z: torch.Tensor | None, max_length: int, wid
         state = None if states[0] is None else _stack_states(states)
         zz = None if z is None else z.expand(len(beams), -1)
         logits, state = decoder(tokens, zz, state)
-        logits = logits[:, -1].float()
-        if not allow_unk:
-            logits[:, UNK] = -math.inf
-        logp = logits.log_softmax(-1)
+        logp = _next_logits(logits, allow_unk).log_softmax(-1)
         scores = torch.tensor([b[1] for b in beams], device=device)[:, None] + logp
         top = scores.view(-1).topk(min(width, scores.numel()))
         new = []
