@@ -12,8 +12,10 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
   "$VPY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
 extras=${VAEKIT_EXTRAS:-}
-if ! "$VPY" -c "import vaekit, safetensors, sklearn, PIL, matplotlib, tqdm, pandas, sdmetrics, tokenizers, sacrebleu, constriction${extras:+, pytest}" 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.vaekit-installed ]; then
+# one marker per set of extras, so that asking for another extra (bench after test) installs it
+marker=.venv/.vaekit-installed${extras:+-${extras//,/-}}
+if ! "$VPY" -c "import vaekit, safetensors, sklearn, PIL, matplotlib, tqdm, pandas, sdmetrics, tokenizers, sacrebleu, constriction" 2>/dev/null \
+   || [ ! -e "$marker" ] || [ pyproject.toml -nt "$marker" ]; then
   "$VPY" -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
-  touch .venv/.vaekit-installed
+  touch "$marker"
 fi
