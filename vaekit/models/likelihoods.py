@@ -9,6 +9,7 @@ Training calls only `nll`; a test checks that both faces agree.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -302,26 +303,56 @@ class TableDistribution:
             for block, code in fixed.items():
                 log_p += _hold(out[..., slice(*lik.slices[block])], code)
             return lik.draw(out, range(lik.n_features), generator), log_p
-        # Rows are drawn block by block, features by rows (transposed), so that the hidden units of degree b,
-        # every n_blocks-th from b, are rows of the context and of the weights. Those units read only the blocks
-        # before b: each is computed once, when block b is reached, and its terms are added at once to the
-        # parameters of every feature (the masked weights give zero to the blocks already drawn).
+        # Rows are drawn block by block. The hidden units of degree b read only the codes of the blocks before b
+        # (a prefix of the codes) and their scalars (a prefix of the scalars), and block b's parameters read
+        # only the units of degree <= b: kept in order of degree, a prefix too. So each block costs small
+        # products over what it depends on, and each unit is computed once, when its block is reached.
         shape, p = p.shape[:-1], p.reshape(-1, p.shape[-1])
-        w_in, w_out, n_blocks = lik.made_in.masked_weight, lik.made_out.masked_weight, len(lik.slices)
-        p_t = p.T.contiguous()
-        out, context = p_t[:lik.n_params] + lik.made_out.bias[:, None], p_t[lik.n_params:]
-        x = p.new_zeros(lik.n_features, len(p))
+        plan, c, n_blocks = lik.sampling_plan(), lik.n_codes, len(lik.slices)
+        out = p[:, :lik.n_params] + lik.made_out.bias
+        x = p.new_empty(len(p), lik.n_features)  # each block is written before a later one reads it
+        hidden = p.new_empty(len(p), lik.width)  # in order of degree
         log_p = log_p.reshape(-1)
         for block, feats in enumerate(lik.block_features):
-            if block < lik.width:
-                units = slice(block, None, n_blocks)
-                out.addmm_(w_out[:, units], torch.addmm(context[units], w_in[units], x).relu_())
-            params = out[feats].T
+            (a, b), (u0, u1), scalar = lik.slices[block], plan.unit_span[block], plan.scalar[block]
+            k = plan.scalars_before[block]
+            if u1 > u0:
+                h = torch.addmm(p[:, lik.n_params + block::n_blocks], x[:, :a], plan.w_codes[block])
+                if k:
+                    h.addmm_(x[:, c:c + k], plan.w_scalars[block])
+                hidden[:, u0:u1] = h.relu_()
+            base = out[:, a:b] if scalar is None else out[:, feats]
+            params = torch.addmm(base, hidden[:, :u1], plan.w_out[block])
             if block in fixed:
-                log_p += _hold(params[:, :lik.slices[block][1] - lik.slices[block][0]], fixed[block])
-            x[feats] = lik.draw(params, feats, generator).T
-        x = x.T.contiguous()
+                log_p += _hold(params[:, :b - a], fixed[block])
+            x[:, a:b] = _gumbel_one_hot(params[:, :b - a], generator)
+            if scalar is not None:
+                scale = lik.log_scale[scalar].clamp(min=MIN_LOG_SCALE).exp()
+                x[:, c + scalar] = torch.randn(len(p), generator=generator).mul_(scale).add_(params[:, -1])
         return x.reshape(*shape, -1), log_p.reshape(shape)
+
+
+@dataclass
+class _SamplingPlan:
+    """The autoregressive layer's weights cut for drawing block by block (TableDistribution.sample_given), with
+    the hidden units in order of degree. For block b: unit_span[b], where the units of degree b lie in that order;
+    scalar[b], the scalar its codes carry (or None); scalars_before[b], how many scalars the blocks before it
+    carry; w_codes[b] / w_scalars[b], (earlier codes / earlier scalars, units of degree b); w_out[b], (units of
+    degree <= b, block b's features): each transposed for x @ w."""
+
+    unit_span: list[tuple[int, int]]
+    scalar: list[int | None]
+    scalars_before: list[int]
+    w_codes: list[torch.Tensor]
+    w_scalars: list[torch.Tensor]
+    w_out: list[torch.Tensor]
+
+
+def _gumbel_one_hot(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One code drawn from each row's categorical (logits (N, codes)) by Gumbel-max, one-hot."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-12, 1 - 1e-7)
+    code = (logits - u.log_().neg_().log_()).argmax(-1, keepdim=True)
+    return torch.zeros_like(logits).scatter_(-1, code, 1.0)
 
 
 def _hold(logits: torch.Tensor, code: int) -> torch.Tensor:
@@ -387,10 +418,33 @@ class TableLikelihood(nn.Module):
             # a unit of degree d reads blocks < d; the units of degree d are every n_blocks-th from d (sampling
             # slices them so)
             hidden_block = torch.arange(self.width) % len(self.slices)
+            self.register_buffer("hidden_block", hidden_block, persistent=False)
             self.made_in = MaskedLinear((feature_block[None] < hidden_block[:, None]).float(), bias=False)
             self.made_out = MaskedLinear((hidden_block[None] <= feature_block[:, None]).float())
             nn.init.zeros_(self.made_out.weight)
             nn.init.zeros_(self.made_out.bias)
+
+    def sampling_plan(self) -> _SamplingPlan:
+        """The plan sample_given draws by, built again only when the masked weights have changed."""
+        key = tuple((w.data_ptr(), w._version) for w in (self.made_in.weight, self.made_out.weight))
+        if getattr(self, "_plan_key", None) != key:
+            self._plan, self._plan_key = self._build_sampling_plan(), key
+        return self._plan
+
+    def _build_sampling_plan(self) -> _SamplingPlan:
+        units = torch.argsort(self.hidden_block, stable=True)
+        n_blocks, c = len(self.slices), self.n_codes
+        unit_ends = torch.bincount(self.hidden_block, minlength=n_blocks)[:n_blocks].cumsum(0).tolist()
+        unit_span = list(zip([0, *unit_ends[:-1]], unit_ends))
+        scalar = [int(f[-1]) - c if int(f[-1]) >= c else None for f in self.block_features]
+        scalars_before = [sum(s is not None for s in scalar[:b]) for b in range(n_blocks)]
+        w_in = self.made_in.masked_weight.detach()[units]
+        w_out = self.made_out.masked_weight.detach()[:, units]
+        return _SamplingPlan(
+            unit_span, scalar, scalars_before,
+            [w_in[u0:u1, :a].T for (a, _), (u0, u1) in zip(self.slices, unit_span)],
+            [w_in[u0:u1, c:c + k].T for k, (u0, u1) in zip(scalars_before, unit_span)],
+            [w_out[f, :u1].T for f, (_, u1) in zip(self.block_features, unit_span)])
 
     def conditionals(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Each block's logits and each scalar's mean given z's decoder output and (autoregressive) the row x's
