@@ -131,21 +131,21 @@ class TabularVAE(BaseEstimator):
         from sklearn.mixture import GaussianMixture
 
         gen = torch.Generator(device=data.codes.device).manual_seed(seed)
-        zs, feats = [], []
+        zs = []
         for i in range(0, len(data), SAMPLE_CHUNK):
-            x = data.inputs(slice(i, i + SAMPLE_CHUNK))
-            mu, log_var = self.module_.posterior_params(x)
+            mu, log_var = self.module_.posterior_params(data.inputs(slice(i, i + SAMPLE_CHUNK)))
             zs.append(mu + (0.5 * log_var).exp() * torch.randn(mu.shape, generator=gen, device=mu.device))
-            feats.append(x[:, :self.encoding_.n_codes])
         z = torch.cat(zs).cpu().double().numpy()
-        onehot = torch.cat(feats).cpu().double().numpy()
         k = min(self.prior_components, len(z))
         fit_on = z if len(z) <= MIXTURE_ROWS else z[np.random.default_rng(seed).choice(len(z), MIXTURE_ROWS, False)]
         gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200).fit(fit_on)
         resp = gm.predict_proba(z)  # (N, K)
-        counts = resp.T @ onehot + 1e-3  # (K, codes): a little mass everywhere keeps rare values reachable
-        per_code = np.concatenate([counts[:, a:b] / counts[:, a:b].sum(1, keepdims=True)
-                                   for a, b in zip(self.encoding_.offsets[:-1], self.encoding_.offsets[1:])], 1)
+        codes = data.codes.cpu().numpy()
+        per_code = []
+        for j, n_codes in enumerate(self.encoding_.blocks):  # block by block, from the compact codes
+            counts = resp.T @ np.eye(n_codes)[codes[:, j]] + 1e-3  # (K, codes); a little mass keeps rare values
+            per_code.append(counts / counts.sum(1, keepdims=True))
+        per_code = np.concatenate(per_code, 1)
         self.latent_prior_ = {"weights": torch.tensor(gm.weights_, dtype=torch.float32),
                               "means": torch.tensor(gm.means_, dtype=torch.float32),
                               "scale_tril": torch.linalg.cholesky(torch.tensor(gm.covariances_)).float(),
