@@ -72,6 +72,8 @@ class ModelConfig:
     """Weight of the embedding term."""
     neighbours: int = 0
     """Generalised autoencoder (Wang et al. 2014): reconstruct the heat-kernel weighted k nearest neighbours; 0 is off."""
+    rate_lambda: float = 0.01
+    """Lossy autoencoders: distortion's weight against rate, loss = bits + lambda * 255^2 * squared error (CompressAI's convention); larger is sharper and bigger."""
 
     def validate(self, owner: str = "the model") -> ModelConfig:
         from .models.networks import ACTIVATIONS  # late import: models import config
@@ -115,6 +117,8 @@ class ModelConfig:
                f"an int in [0, latent_dim={self.latent_dim}]", self.k_sparse)
         _check(isinstance(self.neighbours, int) and self.neighbours >= 0, owner, "neighbours", "an int >= 0",
                self.neighbours)
+        _check(_is_real(self.rate_lambda) and self.rate_lambda > 0, owner, "rate_lambda", "a float > 0",
+               self.rate_lambda)
         if self.sparsity_weight > 0 and self.latent_activation != "sigmoid":
             raise VaekitError(f"the sparsity penalty of {owner} compares mean code activations with a probability "
                               f"rho, so the codes must lie in (0, 1): set latent_activation='sigmoid'")

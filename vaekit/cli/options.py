@@ -13,7 +13,8 @@ from ..errors import VaekitError
 from ..io import read_json
 
 GROUPS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
-_RENAMED = {("data", "source"): "data"}  # DataConfig.source is --data on the command line
+# DataConfig.source is --data on the command line; ModelConfig.rate_lambda is --lambda (a Python keyword)
+_RENAMED = {("data", "source"): "data", ("model", "rate_lambda"): "lambda"}
 _METAVARS = {"image_size": ("H", "W")}
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from ..config import ModelConfig, TextModelConfig
 from ..errors import unknown_name
 from .autoencoder import AutoencoderModule, SplitBrainModule
+from .lossy import LossyAutoencoderModule
 from .text import LanguageModelModule, SentenceVAEModule
 from .vae import VAEModule
 
@@ -74,6 +75,11 @@ MODELS: dict[str, ModelSpec] = {
                   "stochastic layers: the model of 'vaekit compress' for grey or colour images",
                   {"likelihood": "discretized-gaussian", "stochastic_layers": (64,), "latent_dim": 32,
                    "hidden": (512, 256), "inner_hidden": (128,)}),
+        ModelSpec("lossy-ae", LossyAutoencoderModule,
+                  "lossy compression autoencoder: quantised 64-unit code, a learned factorised entropy model, "
+                  "trained on bits + lambda * 255^2 * squared error (Balle et al. 2017, 2018): 'vaekit compress' "
+                  "codes with it; choose the trade-off with --lambda",
+                  {"latent_dim": 64, "hidden": (512, 256)}),
         ModelSpec("vamp-vae", VAEModule, "VAE with a VampPrior of 500 pseudo-inputs (Tomczak & Welling 2018)",
                   {"prior": "vamp", "prior_components": 500}),
         ModelSpec("ae", AutoencoderModule, "undercomplete autoencoder: a 20-unit code for the input"),
