@@ -1,5 +1,6 @@
-"""Lossless compression of binary images by bits-back ANS: real bytes that decode bit for bit, at the model's
--ELBO, in a file that refuses damage and the wrong model."""
+"""Compression: lossless coding of binary and 8-bit images by bits-back ANS (real bytes that decode bit for bit,
+at the model's -ELBO), lossy coding by a lossy autoencoder's quantised codes (at its entropy model's rate), in
+a file that refuses damage and the wrong model."""
 import json
 import math
 
@@ -128,3 +129,69 @@ def test_a_grey_image_model_is_refused_with_what_to_train(mnist_small):
     grey.fit(mnist_small[0][:200])
     with pytest.raises(vaekit.VaekitError, match="Bernoulli likelihood"):
         Codec(grey)
+
+
+@pytest.fixture(scope="module")
+def lossy(mnist):
+    return vaekit.estimator_for("lossy-ae", latent_dim=16, hidden=(128,), epochs=8, rate_lambda=0.01,
+                                random_state=0).fit(mnist[0][:6000])
+
+
+def test_the_factorised_prior_is_a_distribution_over_the_integers_and_its_tables_are_its_masses():
+    import torch
+
+    from vaekit.models.entropy import FactorizedPrior
+
+    torch.manual_seed(0)
+    prior = FactorizedPrior(3, init_scale=4.0)
+    for p in prior.parameters():  # away from the initial, symmetric density
+        torch.nn.init.normal_(p, std=0.5)
+    k = torch.arange(-300, 301).float()[:, None].expand(-1, 3)
+    mass = prior.log_mass(k).exp()
+    torch.testing.assert_close(mass.sum(0), torch.ones(3), atol=1e-4, rtol=0)
+    prior.build_tables()
+    for d in range(3):
+        low, size = int(prior.table_low[d]), int(prior.table_size[d])
+        inside = mass[low + 300:low + 300 + size, d]
+        torch.testing.assert_close(prior.table_mass[d, 1:size - 1].double(), inside[1:-1].double(), atol=1e-6,
+                                   rtol=1e-3)
+        assert mass[:, d].sum() - inside.sum() < 1e-6  # the table covers all but a negligible tail
+    assert prior.quantise(torch.full((1, 3), 1e4))[0].tolist() == (prior.table_low + prior.table_size - 1).tolist()
+
+
+def test_lossy_files_decode_to_the_model_s_reconstructions_at_the_entropy_model_s_rate(lossy, mnist):
+    x = mnist[2][:700]
+    codec = Codec(lossy, block=500)
+    data = codec.compress(x)
+    back = codec.decompress(data)
+    assert back.dtype == np.uint8 and back.shape[0] == len(x)
+    np.testing.assert_array_equal(codec.decompress(data), back)  # deterministic
+    assert codec.compress(x) == data
+    recon = np.round(np.clip(lossy.reconstruct(x), 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(back.reshape(recon.shape), recon)  # the reconstructions reconstruct() shows
+    c = container.from_bytes(data)
+    coded = sum(len(b.data) for b in c.blocks) * 8
+    estimate = codec.coder.bits_estimate(x.reshape(len(x), 1, 28, 28))
+    assert coded == pytest.approx(estimate, rel=0.01), (coded, estimate)
+    mse = ((back.reshape(x.shape).astype(float) - x) ** 2).mean()
+    assert 10 * np.log10(255 ** 2 / mse) > 14 and 8 * len(data) / x.size < 1.0  # a real trade-off, not a copy
+    with pytest.raises(vaekit.VaekitError, match="damaged|checksum|truncated"):
+        codec.decompress(data[:-5])
+
+
+def test_lossy_coding_on_the_command_line_needs_to_be_asked_for(lossy, mnist, tmp_path, capsys):
+    run = lossy.save(tmp_path / "lossy")
+    np.save(tmp_path / "x.npy", mnist[2][:50])
+    assert main(["compress", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.vkz")]) == 2
+    assert "say --lossy" in capsys.readouterr().err and not (tmp_path / "x.vkz").exists()
+    assert main(["compress", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.vkz"), "--lossy"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "x.vkz"), "--run", str(run), "--out", str(tmp_path / "png")]) == 0
+    from PIL import Image
+
+    first = np.asarray(Image.open(tmp_path / "png" / "00.png"))
+    np.testing.assert_array_equal(first, Codec(lossy).decompress((tmp_path / "x.vkz").read_bytes())[0].squeeze())
+    binary = vaekit.VAE(latent_dim=4, hidden=(32,), epochs=1, binarize=True, random_state=0).fit(mnist[0][:200])
+    other = binary.save(tmp_path / "binary")
+    assert main(["compress", str(other), str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.vkz"), "--lossy"]) == 2
+    assert "drop --lossy" in capsys.readouterr().err

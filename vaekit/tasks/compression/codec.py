@@ -3,6 +3,7 @@
 
 Lossless coding of images by bits-back ANS (bitsback.BitsBackCoder) with a VAE of the registry: binary images
 with a Bernoulli model trained on binarised data, 8-bit ones with `lossless-vae` (a discretised Gaussian).
+Lossy coding of 8-bit images by their quantised codes (lossy.LatentCoder) with a `lossy-ae`.
 Examples are cut into blocks (independent chains, `block` examples each) inside one .vkz container
 (container.py), whose header carries the model's weight hash, so a file only decodes with the model that
 wrote it.
@@ -16,11 +17,13 @@ import numpy as np
 from ...errors import VaekitError
 from . import container
 from .bitsback import BitsBackCoder
+from .lossy import LatentCoder
 
 
 class Codec:
-    """Lossless compression of images with a fitted vaekit VAE: binary ones (values 0/1, or 0/255) with a
-    Bernoulli model, 8-bit ones (uint8) with a discretised-logistic model (`lossless-vae`)."""
+    """Compression of images with a fitted vaekit model: lossless for binary ones (values 0/1, or 0/255) with a
+    Bernoulli VAE and for 8-bit ones (uint8) with `lossless-vae`; lossy for 8-bit ones with `lossy-ae` (the
+    decoded images are its reconstructions)."""
 
     def __init__(self, model, block: int = 10000, **settings):
         if not hasattr(model, "module_") or not hasattr(model, "input_shape_"):
@@ -30,7 +33,9 @@ class Codec:
             raise VaekitError(f"block must be an int >= 1 (examples per independent chain); got {block!r}")
         self.model, self.block = model, block
         self.shape = tuple(getattr(model, "_user_shape", model.input_shape_))
-        self.coder = BitsBackCoder(model.module_, **settings)
+        lossy = hasattr(model.module_, "entropy")
+        self.coder = LatentCoder(model.module_, **settings) if lossy else BitsBackCoder(model.module_, **settings)
+        self.lossy = lossy
         self.weights = container.weights_sha256(model.module_)
 
     def initial_bits(self, count: int) -> int:
@@ -44,8 +49,13 @@ class Codec:
         blocks = []
         for i in range(0, len(x), self.block):
             chunk = x[i:i + self.block]
-            words = self.coder.encode(chunk.reshape(len(chunk), *self.model.input_shape_))
-            blocks.append(container.Block(len(chunk), words.astype("<u4").tobytes(), container.examples_sha256(chunk)))
+            examples = chunk.reshape(len(chunk), *self.model.input_shape_)
+            if self.lossy:  # what decoding will give is the reconstruction
+                words, decoded = self.coder.encode(examples)
+                decoded = decoded.reshape(chunk.shape)
+            else:
+                words, decoded = self.coder.encode(examples), chunk
+            blocks.append(container.Block(len(chunk), words.astype("<u4").tobytes(), container.examples_sha256(decoded)))
         return container.to_bytes(container.Container(self.coder.name, self.weights, self.shape,
                                                       {**self.coder.settings, "values": self.coder.values}, blocks))
 
@@ -55,7 +65,8 @@ class Codec:
         container.check_model(c, self.coder.name, self.weights, self.shape, what)
         s = c.settings
         try:
-            coder = BitsBackCoder(self.model.module_, s["bin_width"], s["latent_bound"], s["lanes"])
+            coder = self.coder if self.lossy else BitsBackCoder(self.model.module_, s["bin_width"],
+                                                                s["latent_bound"], s["lanes"])
         except (KeyError, TypeError) as e:
             raise VaekitError(f"{what} has codec settings this vaekit cannot read ({e})") from None
         if coder.initial_words != s.get("initial_words"):
