@@ -9,6 +9,7 @@ import numpy as np
 from ...config import DataConfig
 from ...errors import VaekitError, unknown_name
 from .files import check_array, load_array_file, load_image_folder
+from ..scenes.named import SCENE_SETS, classes as scene_classes, load_scene_split
 from .named import IDX_SETS, load_idx_set
 from .rows import DiskRows
 
@@ -34,7 +35,7 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
 
-NAMED = ("digits", *IDX_SETS)
+NAMED = ("digits", *IDX_SETS, *SCENE_SETS)
 
 
 def load_data(cfg: DataConfig) -> Dataset:
@@ -47,6 +48,10 @@ def load_data(cfg: DataConfig) -> Dataset:
         xtr, xte = xtr[:, None], xte[:, None]  # (N, 1, 28, 28)
         classes = list(IDX_SETS[src].classes)
         return _finish(src, Split(xtr, ytr.astype(np.int64)), Split(xte, yte.astype(np.int64)), classes, cfg)
+    if src in SCENE_SETS:  # generated from a fixed seed: the same scenes on every machine
+        train, test = (load_scene_split(src, part, cfg.limit) for part in ("train", "test"))
+        return _finish(src, Split(train.images, train.labels), Split(test.images, test.labels),
+                       scene_classes(src), cfg)
     if src == "digits":
         from sklearn.datasets import load_digits
 
