@@ -63,15 +63,22 @@ class LatentModel(TransformerMixin, BaseEstimator):
 
     # -- latent-space verbs ---------------------------------------------------------------------
     def transform(self, X) -> np.ndarray:
-        """Posterior means E[z|x], (N, latent_dim): deterministic."""
+        """Posterior means E[z|x], (N, *code_shape): deterministic. The code shape is (latent_dim,), or the
+        module's own (the Multi-Entity VAE's: (objects, latent_dim + 2))."""
         return self._encode_mean(self._as_tensor(X)).cpu().numpy()
 
+    @property
+    def code_shape_(self) -> tuple[int, ...]:
+        self._check_fitted()
+        return tuple(getattr(self.module_, "code_shape", (self.module_.cfg.latent_dim,)))
+
     def inverse_transform(self, Z) -> np.ndarray:
-        """Decoder means E[x|z] for codes Z (N, latent_dim), in the input's shape."""
+        """Decoder means E[x|z] for codes Z (N, *code_shape), in the input's shape."""
         self._check_fitted()
         z = torch.as_tensor(np.asarray(Z, dtype=np.float32), device=self._device())
-        if z.ndim != 2 or z.shape[1] != self.module_.cfg.latent_dim:
-            raise VaekitError(f"codes must have shape (N, {self.module_.cfg.latent_dim}); got {tuple(z.shape)}")
+        if tuple(z.shape[1:]) != self.code_shape_:
+            shown = ", ".join(map(str, self.code_shape_))
+            raise VaekitError(f"codes must have shape (N, {shown}); got {tuple(z.shape)}")
         return self._decode_mean(z).cpu().numpy().reshape(len(z), *self._user_shape)
 
     def reconstruct(self, X) -> np.ndarray:
