@@ -23,7 +23,8 @@ def test_contract(name, data, tmp_path):
     xtr, xte = data
     model = estimator_for(name, **TINY, **({"k_sparse": 2} if name == "k-sparse-ae" else {})).fit(xtr)
     n = len(xte)
-    assert model.transform(xte).shape == (n, 3)
+    codes = (3,) if name != "mevae" else (3, 5)  # the MEVAE's code: 3 objects, each 3 numbers and its cell
+    assert model.code_shape_ == codes and model.transform(xte).shape == (n, *codes)
     assert model.reconstruct(xte).shape == xte.shape
     assert model.sample(5, random_state=0).shape == (5, *xte.shape[1:])
     assert model.score_samples(xte).shape == (n,)
@@ -76,6 +77,11 @@ def test_the_decoder_is_built_from_the_likelihoods_parameter_layout():
     from vaekit.models.networks import Decoder
 
     for name in IMAGE_MODELS:
+        if name == "mevae":  # its decoder makes one object's patch, with as many parameters per pixel
+            module = build_module(name, MODELS[name].config(latent_dim=3, hidden=(8,)), (1, 64, 64))
+            assert module.likelihood.param_shape == (1, 64, 64)
+            assert module.decoder[-1].out_features == module.params_per_pixel * module.patch ** 2
+            continue
         module = build_module(name, MODELS[name].config(latent_dim=3, hidden=(8,)), (1, 28, 28))
         if hasattr(module, "likelihood"):  # the split-brain AE has one per half
             # one output per pixel, or a mean and a log-scale per pixel (the discretised likelihoods)

@@ -72,6 +72,10 @@ class ModelConfig:
     """Weight of the embedding term."""
     neighbours: int = 0
     """Generalised autoencoder (Wang et al. 2014): reconstruct the heat-kernel weighted k nearest neighbours; 0 is off."""
+    objects: int = 3
+    """Multi-Entity VAE: the objects kept per image, the candidates of largest KL."""
+    aggregation: str = "max"
+    """Multi-Entity VAE: how decoded objects merge into one image, element-wise: 'max', 'sum' or 'logsumexp'."""
     rate_lambda: float = 0.01
     """Lossy autoencoders: distortion's weight against rate, loss = bits + lambda * 255^2 * squared error (CompressAI's convention); larger is sharper and bigger."""
 
@@ -117,6 +121,9 @@ class ModelConfig:
                f"an int in [0, latent_dim={self.latent_dim}]", self.k_sparse)
         _check(isinstance(self.neighbours, int) and self.neighbours >= 0, owner, "neighbours", "an int >= 0",
                self.neighbours)
+        _check(isinstance(self.objects, int) and self.objects >= 1, owner, "objects", "an int >= 1", self.objects)
+        _check(self.aggregation in ("max", "sum", "logsumexp"), owner, "aggregation",
+               "one of ['max', 'sum', 'logsumexp']", self.aggregation)
         _check(_is_real(self.rate_lambda) and self.rate_lambda > 0, owner, "rate_lambda", "a float > 0",
                self.rate_lambda)
         if self.sparsity_weight > 0 and self.latent_activation != "sigmoid":

@@ -10,6 +10,7 @@ from ..config import ModelConfig, TextModelConfig
 from ..errors import unknown_name
 from .autoencoder import AutoencoderModule, SplitBrainModule
 from .lossy import LossyAutoencoderModule
+from .mevae import MultiEntityVAEModule
 from .text import LanguageModelModule, SentenceVAEModule
 from .vae import VAEModule
 
@@ -80,6 +81,10 @@ MODELS: dict[str, ModelSpec] = {
                   "trained on bits + lambda * 255^2 * squared error (Balle et al. 2017, 2018): 'vaekit compress' "
                   "codes with it; choose the trade-off with --lambda",
                   {"latent_dim": 64, "hidden": (512, 256)}),
+        ModelSpec("mevae", MultiEntityVAEModule,
+                  "Multi-Entity VAE (Nash et al. 2017): a grid of candidate objects, the K of largest KL decoded "
+                  "each alone where it sits and merged by max; codes (K, latent_dim + 2) with each object's cell",
+                  {"latent_dim": 8, "conv_channels": (32, 64, 64), "hidden": (256, 512), "objects": 3}),
         ModelSpec("vamp-vae", VAEModule, "VAE with a VampPrior of 500 pseudo-inputs (Tomczak & Welling 2018)",
                   {"prior": "vamp", "prior_components": 500}),
         ModelSpec("ae", AutoencoderModule, "undercomplete autoencoder: a 20-unit code for the input"),
