@@ -307,9 +307,9 @@ def _decode_column(col: ColumnCode, codes: np.ndarray, alpha: np.ndarray | None)
     n_values = len(col.values)
     missing = codes == col.n_codes - 1 if col.missing else np.zeros(len(codes), bool)
     if col.kind == "discrete":
-        out = np.array([None] * len(codes), dtype=object)
-        keep = ~missing
-        out[keep] = np.asarray(col.values, dtype=object)[codes[keep]]
+        numbers = not isinstance(col.values[0], str)
+        out = np.asarray(col.values, dtype=float if numbers else object)[np.minimum(codes, len(col.values) - 1)]
+        out[missing] = np.nan if numbers else None
         return out
     out = np.full(len(codes), np.nan)
     point = (codes < n_values) & ~missing
@@ -338,7 +338,8 @@ def _as_dtype(values: np.ndarray, col: ColumnCode):
     dtype = col.dtype
     numeric = dtype.startswith(("int", "uint", "float", "Int", "UInt", "Float"))
     if numeric:
-        s = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        s = pd.Series(values) if values.dtype.kind == "f" else pd.to_numeric(pd.Series(values, dtype=object),
+                                                                             errors="coerce")
         if dtype.startswith(("int", "uint", "Int", "UInt")):
             nullable = dtype[0].upper() + dtype[1:]
             return s.round().astype(nullable if s.isna().any() or dtype[0].isupper() else dtype)

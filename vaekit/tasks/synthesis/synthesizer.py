@@ -192,7 +192,10 @@ class TabularVAE(BaseEstimator):
         n_draws = m * CANDIDATES if fixed else m
         comp = torch.multinomial(log_q.softmax(0).float(), n_draws, replacement=True, generator=gen)
         eps = torch.randn(n_draws, p["means"].shape[1], generator=gen)
-        z = p["means"][comp] + (p["scale_tril"][comp] @ eps[:, :, None])[:, :, 0]
+        z = p["means"][comp]
+        for k in torch.unique(comp).tolist():  # one product per component, not a gathered matrix per draw
+            rows = torch.nonzero(comp == k)[:, 0]
+            z[rows] += eps[rows] @ p["scale_tril"][k].T
         if not fixed:
             return z, None
         dens = _component_log_density(z.double(), p["means"].double(), p["scale_tril"].double())  # (draws, K)
