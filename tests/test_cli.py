@@ -38,6 +38,7 @@ def test_train_writes_a_complete_run(run):
 @pytest.mark.parametrize("argv, shape", [
     (["sample", "-n", "16"], None), (["reconstruct", "-n", "10"], None), (["latent-map"], None),
     (["manifold", "--grid", "5"], (5 * 30 + 2,) * 2), (["interpolate", "--from", "0", "--to", "1", "--steps", "6"], None),
+    (["traverse", "--index", "3", "--dims", "0", "1"], None),
 ])
 def test_picture_commands(run, tmp_path, argv, shape):
     out = tmp_path / "x.png"
@@ -45,6 +46,15 @@ def test_picture_commands(run, tmp_path, argv, shape):
     size = _png(out)
     if shape:
         assert size == shape
+
+
+def test_traverse_moves_the_dimensions_asked_for(run, tmp_path):
+    out = tmp_path / "t.npy"
+    assert main(["traverse", str(run), "--index", "3", "--dims", "0", "1", "--range", "-2", "2", "--steps", "5",
+                 "--out", str(out)]) == 0
+    grid = np.load(out)
+    assert grid.shape[:2] == (2, 5) and not np.allclose(grid[0, 0], grid[0, -1])
+    assert main(["traverse", str(run), "--dims", "999", "--out", str(tmp_path / "u.png")]) == 2
 
 
 def test_sample_npy_and_interpolate_from_image_paths(run, tmp_path, mnist_small):

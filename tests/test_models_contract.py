@@ -94,3 +94,21 @@ def test_the_decoder_is_built_from_the_likelihoods_parameter_layout():
     assert Decoder(conv, (1, 28, 28), (2, 28, 28))(torch.zeros(2, 3)).shape == (2, 2, 28, 28)
     with pytest.raises(ValueError, match="convolutional decoder makes"):
         Decoder(conv, (1, 28, 28), (2, 14, 14))
+
+
+@pytest.mark.parametrize("name", ["vae", "mevae"])
+def test_a_traversal_moves_one_dimension_and_passes_through_the_reconstruction(name):
+    from vaekit.data.scenes import generate
+
+    if name == "mevae":
+        x, extra = generate("binarized", 256, seed=0).images, {"conv_channels": (8, 8, 8)}
+    else:
+        x, extra = (np.random.default_rng(0).random((256, 1, 16, 16)) < 0.3).astype(np.uint8) * 255, {}
+    model = estimator_for(name, **{**TINY, **extra}).fit(x)
+    z = model.transform(x[:1])[0].reshape(-1)
+    grid = model.traverse(x[0], dims=[0, 2], values=[-2.0, float(z[2]), 2.0])
+    assert grid.shape == (2, 3, *x.shape[1:])
+    np.testing.assert_allclose(grid[1, 1], model.reconstruct(x[:1])[0], atol=1e-6)  # z2 at its own value
+    assert not np.allclose(grid[0, 0], grid[0, 2])  # moving z0 changes the image
+    with pytest.raises(vaekit.VaekitError, match="outside the code"):
+        model.traverse(x[0], dims=[99])

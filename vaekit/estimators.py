@@ -167,6 +167,21 @@ class LatentModel(TransformerMixin, BaseEstimator):
     def _encode_mean(self, x: torch.Tensor) -> torch.Tensor:
         return encode_means(self.module_, x)
 
+    def traverse(self, x, dims=None, values=(-3, -2.25, -1.5, -0.75, 0, 0.75, 1.5, 2.25, 3)) -> np.ndarray:
+        """A latent traversal of one example x: its code with one dimension at a time set to each of values,
+        decoded, (len(dims), len(values), *shape). dims: dimensions of the flat code (default: all)."""
+        z = self.transform(np.asarray(x)[None])[0].reshape(-1)
+        dims = list(range(len(z))) if dims is None else [int(d) for d in dims]
+        bad = [d for d in dims if not 0 <= d < len(z)]
+        if bad:
+            raise VaekitError(f"traversal dimensions {bad} are outside the code's {len(z)} dimensions")
+        values = np.asarray(values, dtype=np.float32)
+        codes = np.repeat(z[None, None], len(dims), 0).repeat(len(values), 1)  # (dims, steps, code)
+        for i, d in enumerate(dims):
+            codes[i, :, d] = values
+        out = self.inverse_transform(codes.reshape(-1, *self.code_shape_))
+        return out.reshape(len(dims), len(values), *out.shape[1:])
+
     @torch.no_grad()
     def _decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         self.module_.eval()

@@ -1,4 +1,4 @@
-"""Commands that look at a trained run: sample, reconstruct, interpolate, latent-map, manifold."""
+"""Commands that look at a trained run: sample, reconstruct, interpolate, traverse, latent-map, manifold."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -107,6 +107,27 @@ def run_interpolate(args) -> int:
     return 0
 
 
+# -- traverse --------------------------------------------------------------------------------------
+def add_traverse(p) -> None:
+    add_run_args(p)
+    p.add_argument("--index", default="0", help="test-set index or image path of the example to start from")
+    p.add_argument("--dims", type=int, nargs="+", default=None, help="latent dimensions to move (default: all)")
+    p.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LOW", "HIGH"),
+                   help="the values each dimension takes")
+    p.add_argument("--steps", type=count(2), default=9, help="values from LOW to HIGH")
+
+
+def run_traverse(args) -> int:
+    model = load_run(args.run)
+    x = _example(args.index, args.run, args, model)
+    grid = model.traverse(x, args.dims, np.linspace(args.range[0], args.range[1], args.steps))
+    dims = args.dims if args.dims is not None else range(len(grid))
+    rows = grid.reshape(-1, *grid.shape[2:])
+    _write(grid, args.out, lambda out: plots.image_grid(rows, out, ncol=args.steps,
+                                                         row_labels=[f"z{d}" for d in dims]))
+    return 0
+
+
 # -- latent map ------------------------------------------------------------------------------------
 def add_latent_map(p) -> None:
     add_run_args(p)
@@ -145,6 +166,7 @@ COMMANDS = {
     "sample": ("decode draws from the prior into an image grid", add_sample, run_sample),
     "reconstruct": ("test inputs above their reconstructions", add_reconstruct, run_reconstruct),
     "interpolate": ("decode a path between two inputs' codes", add_interpolate, run_interpolate),
+    "traverse": ("move one latent dimension at a time from an input's code", add_traverse, run_traverse),
     "latent-map": ("test-set codes coloured by label (PCA above 2-D)", add_latent_map, run_latent_map),
     "manifold": ("decode a grid over a 2-D latent plane at Gaussian quantiles", add_manifold, run_manifold),
 }
