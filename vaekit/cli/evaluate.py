@@ -57,8 +57,14 @@ def _image_metrics(args, doc: dict) -> dict:
         net, info = feature_net(data.train.x, data.train.y, user_cache() / "feature-nets", verbose=not args.quiet)
         print(f"feature classifier: validation accuracy {info['val_accuracy']:.4f}", file=sys.stderr)
     x = data.test.x[:args.limit]
-    return evaluate(model, x, k=args.k, seed=args.seed, binarize=binarize, quality_net=net,
-                    quality_samples=args.quality_samples, verbose=not args.quiet)
+    metrics = evaluate(model, x, k=args.k, seed=args.seed, binarize=binarize, quality_net=net,
+                       quality_samples=args.quality_samples, verbose=not args.quiet)
+    from ..tasks.disentanglement import factor_vae_metric, factors_of_run, mig
+
+    if factors_of_run(doc):  # dSprites-like: how single latents follow single factors
+        metrics["disentanglement"] = {"factor_vae": factor_vae_metric(model, seed=args.seed),
+                                      "mig": mig(model, seed=args.seed)}
+    return metrics
 
 
 def _text_metrics(args, doc: dict) -> dict:
