@@ -2,7 +2,6 @@
 themselves scores near the top, one whose code ignores them near chance, and a trained run reports both."""
 import numpy as np
 
-from vaekit.data.scenes import sprites
 from vaekit.tasks.disentanglement import factor_vae_metric, mig
 
 
