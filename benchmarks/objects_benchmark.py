@@ -195,7 +195,8 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="training scenes (default: all 20,000)")
     p.add_argument("--test-limit", type=int, default=1000)
     p.add_argument("--k", type=int, default=1, help="importance samples of the NLL (1: the ELBO only)")
-    p.add_argument("--count-threshold", type=float, default=2.0)
+    p.add_argument("--count-threshold", type=float, default=5.0,
+                   help="nats an object needs to count (a sprite's place, shape, size and angle take more)")
     p.add_argument("--run-dir", default=None)
     p.add_argument("--out", default=str(ROOT / "docs" / "objects-benchmark"))
     p.add_argument("--parts", nargs="+", default=["scenes", "dsprites"], choices=["scenes", "dsprites"])
