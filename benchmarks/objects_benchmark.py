@@ -64,7 +64,7 @@ def one(variant: str, seed: int, args) -> dict:
     train = load_scene_split(name, "train", args.limit)
     test = load_scene_split(name, "test", args.test_limit)
     out = {"variant": variant, "seed": seed}
-    for kind in ("mevae", "conv-vae"):
+    for kind in args.models:
         model, seconds = _model(kind, variant, seed, args, train.images)
         scores = evaluate(model, test.images, k=args.k, seed=0)
         row = {"fit_s": seconds, "neg_elbo": scores["neg_elbo_nats"], "rec": scores.get("rec_nats"),
@@ -163,7 +163,7 @@ def write(args, rows: list[dict], sprites_rows: list[dict]) -> None:
              f"true masks; count: objects with KL > {args.count_threshold} nats against the visible objects.\n",
              "| variant | seed | model | fit s | -ELBO | ARI | count accuracy |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        for kind in ("mevae", "conv-vae"):
+        for kind in args.models:
             v = r[kind]
             ari = f"{v['ari']:.3f}" if "ari" in v else "-"
             count = f"{v['count_accuracy']:.3f}" if "count_accuracy" in v else "-"
@@ -199,6 +199,7 @@ def main() -> None:
                    help="nats an object needs to count (a sprite's place, shape, size and angle take more)")
     p.add_argument("--run-dir", default=None)
     p.add_argument("--out", default=str(ROOT / "docs" / "objects-benchmark"))
+    p.add_argument("--models", nargs="+", default=["mevae", "conv-vae"], choices=["mevae", "conv-vae"])
     p.add_argument("--parts", nargs="+", default=["scenes", "dsprites"], choices=["scenes", "dsprites"])
     p.add_argument("--betas", nargs="+", type=float, default=[1.0, 4.0, 8.0])
     p.add_argument("--epochs-dsprites", type=int, default=10)
