@@ -124,3 +124,23 @@ def test_every_autoencoder_learns(name, x_train):
     model = vaekit.estimator_for(name, **small).fit(x_train[:600])
     losses = [r["train_loss"] for r in model.history_]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_the_adversarial_autoencoder_matches_its_codes_to_the_prior_better_than_a_plain_one(mnist_small):
+    """Both 8-unit autoencoders, the same training: the Gaussian fitted to the AAE's codes is much closer
+    to N(0, I) (KL), and its training history records the discriminator's loss."""
+    import torch
+
+    xtr = mnist_small[0][:2000]
+    kl = {}
+    for name in ("aae", "ae"):
+        model = vaekit.estimator_for(name, latent_dim=8, hidden=(128,), epochs=8, random_state=0).fit(xtr)
+        z = torch.as_tensor(model.transform(xtr), dtype=torch.float64)
+        fitted = torch.distributions.MultivariateNormal(z.mean(0), torch.cov(z.T) + 1e-6 * torch.eye(8))
+        kl[name] = float(torch.distributions.kl_divergence(
+            fitted, torch.distributions.MultivariateNormal(torch.zeros(8, dtype=torch.float64),
+                                                           torch.eye(8, dtype=torch.float64))))
+        if name == "aae":
+            assert "train_adversarial" in model.history_[-1]
+            assert model.sample(3, random_state=0).shape == (3, *xtr.shape[1:])
+    assert kl["aae"] < 0.5 * kl["ae"], kl

@@ -72,6 +72,8 @@ class ModelConfig:
     """Weight of the embedding term."""
     neighbours: int = 0
     """Generalised autoencoder (Wang et al. 2014): reconstruct the heat-kernel weighted k nearest neighbours; 0 is off."""
+    adversarial_weight: float = 1.0
+    """Adversarial autoencoder: the weight of matching the codes to N(0, I) through the discriminator."""
     objects: int = 3
     """Multi-Entity VAE: the objects kept per image, the candidates of largest KL."""
     aggregation: str = "max"
@@ -121,6 +123,8 @@ class ModelConfig:
                f"an int in [0, latent_dim={self.latent_dim}]", self.k_sparse)
         _check(isinstance(self.neighbours, int) and self.neighbours >= 0, owner, "neighbours", "an int >= 0",
                self.neighbours)
+        _check(_is_real(self.adversarial_weight) and self.adversarial_weight >= 0, owner, "adversarial_weight",
+               "a float >= 0", self.adversarial_weight)
         _check(isinstance(self.objects, int) and self.objects >= 1, owner, "objects", "an int >= 1", self.objects)
         _check(self.aggregation in ("max", "sum", "logsumexp"), owner, "aggregation",
                "one of ['max', 'sum', 'logsumexp']", self.aggregation)

@@ -229,7 +229,7 @@ class Autoencoder(LatentModel):
                  likelihood="bernoulli", activation="relu", dropout=0.0, batch_norm=False, init="default",
                  latent_activation="linear", corruption="none", corruption_level=0.3, sparsity_weight=0.0,
                  sparsity_target=0.05, k_sparse=0, contractive_weight=0.0, embedding="none", embedding_weight=0.0,
-                 neighbours=0, rate_lambda=0.01, epochs=10, batch_size=128, optimizer="adam", lr=1e-3,
+                 neighbours=0, adversarial_weight=1.0, rate_lambda=0.01, epochs=10, batch_size=128, optimizer="adam", lr=1e-3,
                  weight_decay=0.0, momentum=0.9, schedule="constant", clip_norm=None, clip_value=None, patience=None,
                  layerwise_epochs=0,
                  binarize=False, device="auto", precision="fp32", random_state=None, verbose=False):

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..config import ModelConfig, TextModelConfig
 from ..errors import unknown_name
+from .adversarial import AdversarialAutoencoderModule
 from .autoencoder import AutoencoderModule, SplitBrainModule
 from .lossy import LossyAutoencoderModule
 from .mevae import MultiEntityVAEModule
@@ -115,6 +116,10 @@ MODELS: dict[str, ModelSpec] = {
                   {"embedding": "laplacian", "embedding_weight": 1.0}),
         ModelSpec("gae", AutoencoderModule, "generalised autoencoder: reconstructs its 10 nearest neighbours (Wang et al. 2014)",
                   {"neighbours": 10}),
+        ModelSpec("aae", AdversarialAutoencoderModule,
+                  "adversarial autoencoder: codes matched to N(0, I) by a discriminator (Makhzani et al. 2016), "
+                  "trained by the one trainer, its matching weighted 10 against the reconstruction",
+                  {"latent_dim": 8, "adversarial_weight": 10.0}),
         ModelSpec("split-brain-ae", SplitBrainModule,
                   "split-brain autoencoder: each half of the input predicts the other (Zhang et al. 2017)"),
         ModelSpec("tabular-vae", VAEModule,
