@@ -89,3 +89,22 @@ def test_a_small_mevae_learns_and_its_segmentation_has_the_scene_s_shape():
     codes = model.transform(test.images[:2])
     assert codes.shape == (2, 3, 6) and (codes[..., 4:] == np.round(codes[..., 4:])).all()
     assert np.isfinite(foreground_ari(test.segmentation, labels)).any()
+
+
+def test_the_command_line_verbs_take_a_scene_run(tmp_path, capsys):
+    from vaekit.cli import main
+
+    run = tmp_path / "scenes"
+    assert main(["train", "--data", "multi-dsprites-binarized", "--limit", "300", "--model", "mevae", "--latent-dim",
+                 "4", "--hidden", "32", "--conv-channels", "8", "8", "8", "--epochs", "1", "--out", str(run),
+                 "--quiet"]) == 0
+    for verb, extra in (("reconstruct", ["-n", "3"]), ("sample", ["-n", "3"]), ("latent-map", []),
+                        ("interpolate", ["--from", "0", "--to", "1", "--steps", "3"]),
+                        ("traverse", ["--dims", "0", "5", "--steps", "3"])):
+        assert main([verb, str(run), "--out", str(tmp_path / f"{verb}.npy"), *extra]) == 0, verb
+    assert np.load(tmp_path / "interpolate.npy").shape == (6, 1, 64, 64)  # linear and spherical rows
+    assert np.load(tmp_path / "traverse.npy").shape == (2, 3, 1, 64, 64)
+    assert np.load(tmp_path / "latent-map.npy").shape[1:] == (3 * 6,)
+    capsys.readouterr()
+    assert main(["manifold", str(run), "--out", str(tmp_path / "m.png")]) == 2
+    assert "use 'vaekit traverse'" in capsys.readouterr().err

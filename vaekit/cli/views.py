@@ -139,6 +139,7 @@ def run_latent_map(args) -> int:
     data = load_run_data(args.run, args.data_dir)
     x, y = data.test.x[:args.n], None if data.test.y is None else data.test.y[:args.n]
     codes = model.transform(x)
+    codes = codes.reshape(len(codes), -1)  # codes of objects (K, D) are mapped as flat vectors
     _write(codes, args.out, lambda out: plots.latent_map(
         codes, y, data.classes, out, title=f"{Path(args.run).name}: test-set posterior means"))
     return 0
@@ -153,6 +154,9 @@ def add_manifold(p) -> None:
 
 def run_manifold(args) -> int:
     model = load_run(args.run)
+    if len(model.code_shape_) != 1:
+        raise VaekitError(f"a manifold walks a plane of one code vector; this model's code is "
+                          f"{model.code_shape_} (objects by their numbers): use 'vaekit traverse' instead")
     d = model.module_.cfg.latent_dim
     if d < 2 or max(args.dims) >= d or args.dims[0] == args.dims[1]:
         raise VaekitError(f"--dims must name two different dimensions below latent_dim={d}; got {args.dims}")
