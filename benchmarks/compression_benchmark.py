@@ -239,6 +239,7 @@ def one_lossy(name: str, args) -> dict:
 
 def write_lossy(args, results: dict) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -270,6 +271,7 @@ def write_lossy(args, results: dict) -> None:
                      f"{100 * worst:.2f}% (the header included).")
         for ax, what in ((ax_p, "PSNR (dB)"), (ax_s, "SSIM")):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: no crowded labels
             ax.set_xlabel("bits per pixel (log scale)")
             ax.set_ylabel(what)
             ax.set_title(f"{name}: {what} against rate")
