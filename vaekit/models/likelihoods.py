@@ -291,10 +291,11 @@ class TableDistribution:
         return self.sample_given((), generator)[0]
 
     @torch.no_grad()
-    def sample_given(self, fixed, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_given(self, fixed, generator: torch.Generator | None = None, plan: _SamplingPlan | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(rows, log p(the fixed codes | z, the columns drawn before them)), (..., features) and (...,): rows
         drawn with fixed = [(block, code), ...] held. The log-probability is what importance resampling of z
-        for a condition weighs by."""
+        for a condition weighs by. plan: the likelihood's sampling_plan(), when a caller draws many chunks."""
         lik, p = self.lik, self.params
         fixed = dict(fixed)
         log_p = p.new_zeros(p.shape[:-1])
@@ -308,7 +309,7 @@ class TableDistribution:
         # only the units of degree <= b: kept in order of degree, a prefix too. So each block costs small
         # products over what it depends on, and each unit is computed once, when its block is reached.
         shape, p = p.shape[:-1], p.reshape(-1, p.shape[-1])
-        plan, c, n_blocks = lik.sampling_plan(), lik.n_codes, len(lik.slices)
+        plan, c, n_blocks = plan or lik.sampling_plan(), lik.n_codes, len(lik.slices)
         out = p[:, :lik.n_params] + lik.made_out.bias
         x = p.new_empty(len(p), lik.n_features)  # each block is written before a later one reads it
         hidden = p.new_empty(len(p), lik.width)  # in order of degree
@@ -327,8 +328,7 @@ class TableDistribution:
                 log_p += _hold(params[:, :b - a], fixed[block])
             x[:, a:b] = _gumbel_one_hot(params[:, :b - a], generator)
             if scalar is not None:
-                scale = lik.log_scale[scalar].clamp(min=MIN_LOG_SCALE).exp()
-                x[:, c + scalar] = torch.randn(len(p), generator=generator).mul_(scale).add_(params[:, -1])
+                x[:, c + scalar] = lik.draw_scalars(params[:, -1:], [scalar], generator)[:, 0]
         return x.reshape(*shape, -1), log_p.reshape(shape)
 
 
@@ -348,11 +348,15 @@ class _SamplingPlan:
     w_out: list[torch.Tensor]
 
 
-def _gumbel_one_hot(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One code drawn from each row's categorical (logits (N, codes)) by Gumbel-max, one-hot."""
+def _gumbel(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """logits plus Gumbel noise: their argmax over a categorical's codes is a draw from it (Gumbel-max)."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-12, 1 - 1e-7)
-    code = (logits - u.log_().neg_().log_()).argmax(-1, keepdim=True)
-    return torch.zeros_like(logits).scatter_(-1, code, 1.0)
+    return logits - u.log_().neg_().log_()
+
+
+def _gumbel_one_hot(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One code drawn from each row's categorical (logits (N, codes)), one-hot."""
+    return torch.zeros_like(logits).scatter_(-1, _gumbel(logits, generator).argmax(-1, keepdim=True), 1.0)
 
 
 def _hold(logits: torch.Tensor, code: int) -> torch.Tensor:
@@ -424,14 +428,9 @@ class TableLikelihood(nn.Module):
             nn.init.zeros_(self.made_out.weight)
             nn.init.zeros_(self.made_out.bias)
 
+    @torch.no_grad()
     def sampling_plan(self) -> _SamplingPlan:
-        """The plan sample_given draws by, built again only when the masked weights have changed."""
-        key = tuple((w.data_ptr(), w._version) for w in (self.made_in.weight, self.made_out.weight))
-        if getattr(self, "_plan_key", None) != key:
-            self._plan, self._plan_key = self._build_sampling_plan(), key
-        return self._plan
-
-    def _build_sampling_plan(self) -> _SamplingPlan:
+        """The masked layer's weights as sample_given draws by them (see _SamplingPlan), from the current weights."""
         units = torch.argsort(self.hidden_block, stable=True)
         n_blocks, c = len(self.slices), self.n_codes
         unit_ends = torch.bincount(self.hidden_block, minlength=n_blocks)[:n_blocks].cumsum(0).tolist()
@@ -461,12 +460,14 @@ class TableLikelihood(nn.Module):
         feats = torch.as_tensor(feats)
         codes = feats[feats < self.n_codes]
         c = len(codes)
-        u = torch.rand(out[..., :c].shape, generator=generator, device=out.device).clamp_(1e-12, 1 - 1e-7)
-        gumbel = out[..., :c] - torch.log(-torch.log(u))
+        gumbel = _gumbel(out[..., :c], generator)
         onehot = (gumbel == self.block_max(gumbel, self.block_of[codes])[1]).to(out.dtype)
-        eps = torch.randn(out[..., c:].shape, generator=generator, device=out.device)
-        scale = self.log_scale[feats[c:] - self.n_codes].clamp(min=MIN_LOG_SCALE).exp()
-        return torch.cat([onehot, out[..., c:] + eps * scale], -1)
+        return torch.cat([onehot, self.draw_scalars(out[..., c:], feats[c:] - self.n_codes, generator)], -1)
+
+    def draw_scalars(self, means: torch.Tensor, scalars, generator: torch.Generator | None) -> torch.Tensor:
+        """Draws of the scalars `scalars` (their indices) around means (..., len(scalars)), each with its scale."""
+        eps = torch.randn(means.shape, generator=generator, device=means.device)
+        return means + eps * self.log_scale[scalars].clamp(min=MIN_LOG_SCALE).exp()
 
     def block_max(self, values: torch.Tensor, block_of: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:

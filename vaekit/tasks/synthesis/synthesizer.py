@@ -162,13 +162,14 @@ class TabularVAE(BaseEstimator):
         fixed = [self.encoding_.code_of(col, value) for col, value in (conditions or {}).items()]  # (block, code)
         gen = torch.Generator().manual_seed(seed_of(random_state))
         likelihood = copy.deepcopy(self.module_.likelihood).cpu()  # draws on the CPU, by one seeded generator
+        plan = likelihood.sampling_plan() if likelihood.width else None  # the same weights for every chunk
         chunk = SAMPLE_CHUNK // CANDIDATES if fixed else SAMPLE_CHUNK
         codes, scalars = [], []
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             z, log_w = self._latent_draws(m, fixed, gen)
             params = self.module_.decoder(z.to(self._module_device())).float().cpu()
-            rows, log_p = likelihood(params).sample_given(fixed, gen)
+            rows, log_p = likelihood(params).sample_given(fixed, gen, plan)
             if fixed:  # keep one of each row's candidates, by its weight p(z) p(values | z, ...) / q(z)
                 pick = torch.multinomial((log_w + log_p.double()).view(m, CANDIDATES).softmax(1).float(), 1,
                                          generator=gen)[:, 0]
