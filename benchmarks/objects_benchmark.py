@@ -91,9 +91,8 @@ def scene_figure(model, test, labels, kl, path: Path, n: int = 6) -> None:
 
     m = model.module_.eval()
     x = to_unit_float(torch.as_tensor(test.images[:n]))
-    mu, log_var = m.encode(x)
-    cells = m.select(mu, log_var)
-    chosen = mu.gather(1, cells[..., None].expand(-1, -1, mu.shape[-1]))
+    kl_map = m.kl_map(*m.encode(x))
+    chosen, _, cells = m.objects(x)
     objects = torch.sigmoid(m.object_params(chosen, cells))  # (n, K, C, H, W)
     merged = m.likelihood(m.decode(chosen, cells)).mean
     k = objects.shape[1]
@@ -102,7 +101,7 @@ def scene_figure(model, test, labels, kl, path: Path, n: int = 6) -> None:
     titles = ["input", "KL map", *[f"object {j + 1}" for j in range(k)], "merged", "predicted", "true masks"]
     for i in range(n):
         shown = np.where(merged[i].amax(0).numpy() > 0.5, labels[i], 0)  # the objects where the merge is on
-        panels = [x[i], m.kl_map(mu, log_var)[i].view(*m.grid), *objects[i], merged[i],
+        panels = [x[i], kl_map[i].view(*m.grid), *objects[i], merged[i],
                   shown, test.scenes.segmentation[i]]
         for j, (ax, im) in enumerate(zip(axes[i], panels)):
             im = np.asarray(im)

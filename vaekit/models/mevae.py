@@ -23,26 +23,13 @@ from torch.distributions import Distribution
 from ..config import ModelConfig
 from ..errors import VaekitError
 from . import noise
+from .autoencoder import PointMass
 from .likelihoods import build_likelihood, full_precision
 from .networks import ACTIVATIONS
 from .priors import gaussian_log_prob_from_eps, kl_to_standard_normal, standard_normal_log_prob
 from .vae import VAEModule
 
 OUTSIDE = -1e4  # an object's logit where its patch does not reach, under max / logsumexp (never the max)
-
-
-class ObjectCodes(Distribution):
-    """q(objects | x) summarised for the latent-space verbs: mean (B, K, latent_dim + 2)."""
-
-    arg_constraints: dict = {}
-
-    def __init__(self, codes: torch.Tensor):
-        self.codes = codes
-        super().__init__(codes.shape[:-2], codes.shape[-2:], validate_args=False)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.codes
 
 
 class ObjectPrior(Distribution):
@@ -58,8 +45,7 @@ class ObjectPrior(Distribution):
         n = math.prod(sample_shape)
         z = torch.randn(n, self.k, self.d, device=self.device)
         cells = torch.rand(n, self.grid[0] * self.grid[1], device=self.device).argsort(1)[:, :self.k]
-        where = torch.stack([cells // self.grid[1], cells % self.grid[1]], -1).float()
-        return torch.cat([z, where], -1).reshape(*sample_shape, self.k, self.d + 2)
+        return torch.cat([z, _rows_cols(cells, self.grid)], -1).reshape(*sample_shape, self.k, self.d + 2)
 
 
 class MultiEntityVAEModule(nn.Module):
@@ -120,17 +106,23 @@ class MultiEntityVAEModule(nn.Module):
         """The K cells of largest KL, (B, K), largest first."""
         return self.kl_map(mu, log_var).topk(self.cfg.objects, dim=-1).indices
 
-    def inference(self, x: torch.Tensor) -> Distribution:
+    def objects(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The chosen objects of x: their (mean, log-variance), each (B, K, latent_dim), and their cells (B, K),
+        largest KL first."""
         mu, log_var = self.encode(x)
         cells = self.select(mu, log_var)
-        chosen = mu.gather(1, cells[..., None].expand(-1, -1, mu.shape[-1]))
-        return ObjectCodes(torch.cat([chosen, self._where(cells)], -1))
+        idx = cells[..., None].expand(-1, -1, mu.shape[-1])
+        return mu.gather(1, idx), log_var.gather(1, idx), cells
+
+    def inference(self, x: torch.Tensor) -> Distribution:
+        """q(objects | x) summarised for the latent-space verbs: all mass on the code (B, K, latent_dim + 2)."""
+        mu, _, cells = self.objects(x)
+        return PointMass(torch.cat([mu, _rows_cols(cells, self.grid)], -1))
 
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The chosen objects' (mean, log-variance), each flattened to (B, K * latent_dim)."""
-        mu, log_var = self.encode(x)
-        idx = self.select(mu, log_var)[..., None].expand(-1, -1, mu.shape[-1])
-        return mu.gather(1, idx).flatten(1), log_var.gather(1, idx).flatten(1)
+        mu, log_var, _ = self.objects(x)
+        return mu.flatten(1), log_var.flatten(1)
 
     # -- generation ---------------------------------------------------------------------------
     def prior(self, like: torch.Tensor | None = None) -> Distribution:
@@ -181,9 +173,6 @@ class MultiEntityVAEModule(nn.Module):
     def _identity(self) -> float:
         return 0.0 if self.cfg.aggregation == "sum" else OUTSIDE
 
-    def _where(self, cells: torch.Tensor) -> torch.Tensor:
-        return torch.stack([cells // self.grid[1], cells % self.grid[1]], -1).float()
-
     # -- objectives ---------------------------------------------------------------------------
     def bound_terms(self, x: torch.Tensor, k: int, analytic_top: bool = False, q1=None):
         """k samples of every candidate: (-log p(x | the chosen objects), log p(z) - log q(z|x) summed over all
@@ -212,4 +201,6 @@ class MultiEntityVAEModule(nn.Module):
         return self.background.device
 
 
-AGGREGATIONS = ("max", "sum", "logsumexp")
+def _rows_cols(cells: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Each cell's (row, column) on the grid, as the floats a code carries, (..., 2)."""
+    return torch.stack([cells // grid[1], cells % grid[1]], -1).float()

@@ -31,12 +31,10 @@ def object_segmentation(module, x, batch_size: int = 256) -> tuple[np.ndarray, n
     labels, kls = [], []
     for i in range(0, len(x), batch_size):
         xb = to_unit_float(torch.as_tensor(np.asarray(x[i:i + batch_size])).to(dev))
-        mu, log_var = module.encode(xb)
-        cells = module.select(mu, log_var)
-        chosen = mu.gather(1, cells[..., None].expand(-1, -1, mu.shape[-1]))
-        objects = module.object_params(chosen, cells)  # (B, K, P, H, W)
+        mu, log_var, cells = module.objects(xb)
+        objects = module.object_params(mu, cells)  # (B, K, P, H, W)
         labels.append((objects.amax(2).argmax(1) + 1).cpu().numpy())
-        kls.append(module.kl_map(mu, log_var).gather(1, cells).cpu().numpy())
+        kls.append(module.kl_map(mu, log_var).cpu().numpy())
     return np.concatenate(labels), np.concatenate(kls)
 
 
