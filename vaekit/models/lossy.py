@@ -36,7 +36,7 @@ class LossyAutoencoderModule(AutoencoderModule):
         error; 'rec' is the same cost (an autoencoder's score_samples negates it), 'sse' the squared error."""
         _, k = self.code(x)
         bits = -self.entropy.log_mass(k).sum(-1) / math.log(2)
-        sse = (self.likelihood(self.decoder(k)).mean - x).square().flatten(1).sum(-1)
+        sse = (self.generative(k).mean - x).square().flatten(1).sum(-1)
         cost = bits + self.cfg.rate_lambda * 255.0 ** 2 * sse
         return {"loss": cost, "rec": cost, "rate_bits": bits, "sse": sse}
 

@@ -12,6 +12,7 @@ import constriction
 import numpy as np
 import torch
 
+from ...data.batches import to_unit_float
 from ...errors import VaekitError
 
 CHUNK = 1000  # images coded per network call and per call of the coder (bounds the probability tables' size)
@@ -46,10 +47,9 @@ class LatentCoder:
         coder = constriction.stream.queue.RangeEncoder()
         recon = []
         for i in range(0, len(x), CHUNK):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + CHUNK])).float().to(self._device()) / 255
-            k = self.module.code(xb)[1]
+            k = self.module.code(self._net_input(x[i:i + CHUNK]))[1]
             symbols = (k.cpu().numpy().astype(np.int64) - self.low).astype(np.int32)
-            coder.encode(symbols.reshape(-1), self.model, self._tables(len(xb)))
+            coder.encode(symbols.reshape(-1), self.model, self._tables(len(k)))
             recon.append(self._reconstruct(k))
         return coder.get_compressed(), np.concatenate(recon) if recon else np.zeros((0, *x.shape[1:]), np.uint8)
 
@@ -67,9 +67,12 @@ class LatentCoder:
     def bits_estimate(self, x: np.ndarray) -> float:
         """The entropy model's -log2 p of x's codes: what the coded words should come to."""
         with torch.no_grad():
-            xb = torch.from_numpy(np.ascontiguousarray(x)).float().to(self._device()) / 255
-            k = self.module.code(xb)[1]
+            k = self.module.code(self._net_input(x))[1]
             return float(-self.module.entropy.log_mass(k).sum() / np.log(2))
+
+    def _net_input(self, x: np.ndarray) -> torch.Tensor:
+        """uint8 images as the network reads them, v / 255, on the model's device."""
+        return to_unit_float(torch.from_numpy(np.ascontiguousarray(x)).to(self._device()))
 
     def _tables(self, n: int) -> np.ndarray:
         return np.tile(self.table, (n, 1))
