@@ -45,8 +45,10 @@ def _model(kind: str, variant: str, seed: int, args, x):
         return model, json.loads((run / "seconds.json").read_text())["fit_s"]
     objects = VARIANTS[variant][1]
     if kind == "mevae":
+        grid = {k: v for k, v in (("conv_channels", args.conv_channels and tuple(args.conv_channels)), ("context_convs", args.context_convs),
+                                  ("object_patch", args.object_patch)) if v is not None}
         model = vaekit.estimator_for("mevae", objects=objects, epochs=args.epochs, random_state=seed,
-                                     verbose=True)
+                                     verbose=True, **grid)
     else:  # a convolutional VAE with the MEVAE's latent size in all (objects x latent_dim)
         model = vaekit.estimator_for("conv-vae", latent_dim=objects * 8, conv_channels=(32, 64, 64),
                                      hidden=(256,), epochs=args.epochs, random_state=seed, verbose=True)
@@ -202,6 +204,10 @@ def main() -> None:
     p.add_argument("--parts", nargs="+", default=["scenes", "dsprites"], choices=["scenes", "dsprites"])
     p.add_argument("--betas", nargs="+", type=float, default=[1.0, 4.0, 8.0])
     p.add_argument("--epochs-dsprites", type=int, default=10)
+    p.add_argument("--conv-channels", nargs="+", type=int, default=None,
+                   help="MEVAE: the stride-2 convolutions' channels (their count sets the grid; default: the registry's)")
+    p.add_argument("--context-convs", type=int, default=None, help="MEVAE: 3 x 3 stride-1 convolutions after them")
+    p.add_argument("--object-patch", type=int, default=None, help="MEVAE: each object's patch side in pixels")
     args = p.parse_args()
     rows = [one(v, s, args) for v in args.variants for s in args.seeds] if "scenes" in args.parts else []
     sprites_rows = dsprites_part(args) if "dsprites" in args.parts else []

@@ -10,7 +10,7 @@ from vaekit.tasks.objects import count_accuracy, foreground_ari, object_segmenta
 
 
 def _module(**overrides):
-    cfg = MODELS["mevae"].config(latent_dim=4, conv_channels=(8, 8, 8), hidden=(16,), **overrides)
+    cfg = MODELS["mevae"].config(**{"latent_dim": 4, "conv_channels": (8, 8, 8), "hidden": (16,), **overrides})
     torch.manual_seed(0)
     return build_module("mevae", cfg, (1, 32, 32))
 
@@ -61,6 +61,17 @@ def test_max_aggregation_puts_each_object_where_its_cell_is():
     assert reach0[0, 0] and not reach0[-1, -1] and reach1[-1, -1] and not reach1[0, 0]
     merged = m.aggregate(objects)
     torch.testing.assert_close(merged, torch.maximum(objects.max(1).values, m.background.view(1, 1, 1, 1)))
+
+
+def test_each_object_decoded_alone_merges_by_max_into_the_scene_and_context_convs_make_a_finer_grid():
+    m = _module(objects=3)
+    codes = torch.cat([torch.randn(2, 3, 4), torch.randint(0, 4, (2, 3, 2)).float()], -1)
+    alone = m.object_images(codes)  # (2, 3, 1, 32, 32), each over the background
+    scene = m.generative(codes).mean
+    torch.testing.assert_close(alone.max(1).values, scene)  # max-merge commutes with the monotone sigmoid
+    assert (alone.std((2, 3, 4)) > 0).all() and not torch.equal(alone[:, 0], alone[:, 1])
+    fine = _module(objects=3, conv_channels=(8, 8), context_convs=2, object_patch=16)
+    assert fine.grid == (8, 8) and fine.patch == 16 and fine.encode(torch.zeros(1, 1, 32, 32))[0].shape == (1, 64, 4)
 
 
 def test_the_foreground_ari_is_one_for_the_truth_and_zero_for_one_label():

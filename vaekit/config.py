@@ -78,6 +78,10 @@ class ModelConfig:
     """Multi-Entity VAE: the objects kept per image, the candidates of largest KL."""
     aggregation: str = "max"
     """Multi-Entity VAE: how decoded objects merge into one image, element-wise: 'max', 'sum' or 'logsumexp'."""
+    context_convs: int = 0
+    """Multi-Entity VAE: 3 x 3 stride-1 convolutions after the stride-2 ones, so a fine grid's candidates see a whole object."""
+    object_patch: int = 0
+    """Multi-Entity VAE: the side in pixels of each object's decoded patch; 0 is four cells of the grid."""
     rate_lambda: float = 0.01
     """Lossy autoencoders: distortion's weight against rate, loss = bits + lambda * 255^2 * squared error (CompressAI's convention); larger is sharper and bigger."""
 
@@ -128,6 +132,9 @@ class ModelConfig:
         _check(isinstance(self.objects, int) and self.objects >= 1, owner, "objects", "an int >= 1", self.objects)
         _check(self.aggregation in ("max", "sum", "logsumexp"), owner, "aggregation",
                "one of ['max', 'sum', 'logsumexp']", self.aggregation)
+        for name in ("context_convs", "object_patch"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, owner, name, "an int >= 0",
+                   getattr(self, name))
         _check(_is_real(self.rate_lambda) and self.rate_lambda > 0, owner, "rate_lambda", "a float > 0",
                self.rate_lambda)
         if self.sparsity_weight > 0 and self.latent_activation != "sigmoid":

@@ -211,7 +211,8 @@ class VAE(LatentModel):
 
     def __init__(self, latent_dim=20, *, model="vae", architecture="mlp", hidden=(400,), conv_channels=(32, 64),
                  likelihood="bernoulli", beta=1.0, k=1, stochastic_layers=(), inner_hidden=(100, 100),
-                 prior="standard", prior_components=500, objects=3, aggregation="max", activation="relu",
+                 prior="standard", prior_components=500, objects=3, aggregation="max", context_convs=0, object_patch=0,
+                 activation="relu",
                  dropout=0.0, batch_norm=False, init="default", corruption="none", corruption_level=0.3,
                  epochs=10, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
                  schedule="constant", clip_norm=None, clip_value=None, patience=None, kl_warmup_epochs=0, kl_cycles=0,

@@ -68,7 +68,8 @@ class MultiEntityVAEModule(nn.Module):
         self.sizes = (cfg.latent_dim,)
         self.grid = (h >> n, w >> n)
         self.cell = 2 ** n
-        self.patch = min(max(h, w), 4 * self.cell)  # an object reaches up to 2 cells from its own
+        # by default an object reaches up to 2 cells from its own
+        self.patch = min(max(h, w), cfg.object_patch or 4 * self.cell)
         if cfg.objects > self.grid[0] * self.grid[1]:
             raise VaekitError(f"objects={cfg.objects} is more than the {self.grid[0] * self.grid[1]} candidates "
                               f"of the encoder's {self.grid[0]} x {self.grid[1]} grid")
@@ -77,6 +78,8 @@ class MultiEntityVAEModule(nn.Module):
         convs: list[nn.Module] = []
         for c_in, c_out in zip(chans, chans[1:]):
             convs += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), act()]
+        for _ in range(cfg.context_convs):
+            convs += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1), act()]
         self.encoder = nn.Sequential(*convs, nn.Conv2d(chans[-1], 2 * cfg.latent_dim, 1))
         self.likelihood = likelihood if likelihood is not None else build_likelihood(cfg.likelihood, self.shape)
         self.params_per_pixel = self.likelihood.param_shape[0]
@@ -130,11 +133,20 @@ class MultiEntityVAEModule(nn.Module):
 
     def generative(self, codes: torch.Tensor) -> Distribution:
         """p(x | objects) of codes (B, K, latent_dim + 2), each object at its (rounded) cell."""
+        return self.likelihood(self.decode(*self._split(codes)))
+
+    def object_images(self, codes: torch.Tensor) -> torch.Tensor:
+        """Each object of codes (B, K, latent_dim + 2) decoded alone over the background: means (B, K, C, H, W)."""
+        params = self.object_params(*self._split(codes))  # (B, K, P, H, W)
+        k = params.shape[1]
+        return torch.stack([self.likelihood(self.aggregate(params[:, i:i + 1])).mean for i in range(k)], 1)
+
+    def _split(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the objects' latents (B, K, D), their cells (B, K)) of codes, the cells rounded onto the grid."""
         d = self.cfg.latent_dim
         rows = codes[..., d].round().clamp(0, self.grid[0] - 1)
         cols = codes[..., d + 1].round().clamp(0, self.grid[1] - 1)
-        cells = (rows * self.grid[1] + cols).long()
-        return self.likelihood(self.decode(codes[..., :d], cells))
+        return codes[..., :d], (rows * self.grid[1] + cols).long()
 
     def decode(self, z: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """The merged image parameters (..., P, H, W) of objects z (..., K, D) at cells (B, K)."""
