@@ -70,6 +70,27 @@ def test_conditions_hold_in_every_row_and_the_other_columns_follow_that_class(fi
     assert other["level"].dropna().mean() > 8
 
 
+def test_rows_encode_to_codes_and_a_code_decodes_to_rows_drawn_from_the_decoder_s_distribution(fitted):
+    df, model = fitted
+    z = model.transform(df)
+    assert z.shape == (len(df), 8) and z.dtype == np.float32
+    assert np.array_equal(z, model.transform(df))  # posterior means: no randomness
+    back = model.inverse_transform(z[:50], random_state=0)
+    assert list(back.columns) == list(df.columns) and len(back) == 50
+    pd.testing.assert_frame_equal(back, model.inverse_transform(z[:50], random_state=0))
+    with pytest.raises(vaekit.VaekitError, match=r"codes must have shape \(N, 8\)"):
+        model.inverse_transform(z[:, :3])
+    # columns independent given z: one code drawn 4,000 times gives each group as often as the decoder says
+    plain = vaekit.TabularVAE(random_state=0, autoregressive=0, **{**SMALL, "epochs": 30}).fit(df)
+    code = plain.transform(df.iloc[:1])
+    rows = plain.inverse_transform(np.repeat(code, 4000, 0), random_state=1)
+    with torch.no_grad():
+        logits = plain.module_.decoder(torch.as_tensor(code))[0, slice(*plain.module_.likelihood.slices[0])]
+    groups = plain.encoding_.columns[[c.name for c in plain.encoding_.columns].index("group")].values
+    shares = rows["group"].value_counts(normalize=True).reindex(groups, fill_value=0).to_numpy()
+    assert np.abs(shares - logits.softmax(0).numpy()).max() < 0.03
+
+
 def test_seeded_fits_and_draws_are_reproducible_and_survive_save_and_load(fitted, tmp_path):
     df, model = fitted
     again = vaekit.TabularVAE(random_state=0, **SMALL).fit(df)

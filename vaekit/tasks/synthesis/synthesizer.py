@@ -168,8 +168,7 @@ class TabularVAE(BaseEstimator):
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             z, log_w = self._latent_draws(m, fixed, gen)
-            params = self.module_.decoder(z.to(self._module_device())).float().cpu()
-            rows, log_p = likelihood(params).sample_given(fixed, gen, plan)
+            rows, log_p = self._draw_rows(z, fixed, gen, likelihood, plan)
             if fixed:  # keep one of each row's candidates, by its weight p(z) p(values | z, ...) / q(z)
                 pick = torch.multinomial((log_w + log_p.double()).view(m, CANDIDATES).softmax(1).float(), 1,
                                          generator=gen)[:, 0]
@@ -178,6 +177,44 @@ class TabularVAE(BaseEstimator):
             codes.append(c)
             scalars.append(v)
         return self.encoding_.decode(np.concatenate(codes), np.concatenate(scalars))
+
+    @torch.no_grad()
+    def transform(self, data) -> np.ndarray:
+        """Posterior means E[z|x] of a table's rows (a DataFrame, a vaekit Table or a table file), (N, latent_dim):
+        where each row lives in the latent space."""
+        self._check_fitted()
+        types = {c.name: c.type for c in self.encoding_.columns if c.name}
+        table, _ = _as_table(data, types)
+        codes, scalars = self.encoding_.encode(table, 0)
+        rows = TableBatches(self.encoding_, codes, scalars).to(self._module_device())
+        return torch.cat([self.module_.posterior_params(rows.inputs(slice(i, i + SAMPLE_CHUNK)))[0]
+                          for i in range(0, len(rows), SAMPLE_CHUNK)]).cpu().numpy()
+
+    @torch.no_grad()
+    def inverse_transform(self, Z, random_state: int | None = None):
+        """One row drawn from p(x | z) for each code of Z (N, latent_dim), as a DataFrame like sample()'s. A
+        drawn row, not a mean: a table's decoder gives a distribution over categories and modes, whose mean is
+        no row at all; random_state makes the draw repeatable."""
+        self._check_fitted()
+        z = torch.as_tensor(np.asarray(Z, dtype=np.float32))
+        d = self.module_.cfg.latent_dim
+        if z.ndim != 2 or z.shape[1] != d:
+            raise VaekitError(f"codes must have shape (N, {d}); got {tuple(z.shape)}")
+        gen = torch.Generator().manual_seed(seed_of(random_state))
+        likelihood = copy.deepcopy(self.module_.likelihood).cpu()
+        plan = likelihood.sampling_plan() if likelihood.width else None
+        codes, scalars = [], []
+        for start in range(0, len(z), SAMPLE_CHUNK):
+            rows, _ = self._draw_rows(z[start:start + SAMPLE_CHUNK], [], gen, likelihood, plan)
+            c, v = self.encoding_.codes_of(rows)
+            codes.append(c)
+            scalars.append(v)
+        return self.encoding_.decode(np.concatenate(codes), np.concatenate(scalars))
+
+    def _draw_rows(self, z: torch.Tensor, fixed, gen, likelihood, plan):
+        """Rows drawn from p(x | z) on the CPU by gen, the fixed (block, code) pairs held: (rows, log p of them)."""
+        params = self.module_.decoder(z.to(self._module_device())).float().cpu()
+        return likelihood(params).sample_given(fixed, gen, plan)
 
     def _latent_draws(self, m: int, fixed: list[tuple[int, int]], gen) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(codes z, log p(z) / q(z) of each): unconditioned, m codes from the latent mixture (weights None).
