@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from ..errors import VaekitError, VaekitWarning
-from . import anomaly, compress, demo, evaluate, finetune, models, tabular, text, train, views
+from . import anomaly, compress, demo, evaluate, explore, finetune, models, tabular, text, train, views
 from .options import Parser
 
 
@@ -21,6 +21,7 @@ def _commands():
         "text": (text.HELP, text.add_arguments, text.run),
         "compress": (compress.HELP, compress.add_arguments, compress.run),
         "decompress": (compress.DECOMPRESS_HELP, compress.add_decompress_arguments, compress.run_decompress),
+        "explore": (explore.HELP, explore.add_arguments, explore.run),
         "demo": (demo.HELP, demo.add_arguments, demo.run),
     }
     return cmds
