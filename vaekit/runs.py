@@ -20,6 +20,7 @@ from .errors import VaekitError, VaekitWarning
 from .io import atomic_write_json, read_json
 from .manifest import check_manifest, write_manifest
 from .models import build_module, get_spec
+from .train.lock import run_lock
 from .train import HISTORY_FILE, STATE_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
 from .train import checkpoint as ckpt
 from .train.distributed import Distributed
@@ -49,28 +50,29 @@ def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=N
     if hasattr(module, "init_from_data"):
         module.init_from_data(x, torch.Generator().manual_seed(tcfg.seed))
     is_main = Distributed.from_env().is_main  # under torchrun only rank 0 writes files
-    if run_dir is not None and is_main:
-        write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True, artefacts=artefacts,
-                     extra=extra)
-    if tcfg.layerwise_epochs and not resume:
-        from .stacked import greedy_pretrain
-
-        layers = greedy_pretrain(module, x, tcfg, verbose)
+    with run_lock(run_dir if is_main else None):  # one writer per run folder, from its config to its weights
         if run_dir is not None and is_main:
-            atomic_write_json(Path(run_dir) / LAYERWISE_FILE, layers)
-    targets = module.training_targets(x) if hasattr(module, "training_targets") else None
-    monitor = posterior_summary if module.variational else None
-    trainer = Trainer(module, tcfg, run_dir=run_dir, verbose=verbose, monitor=monitor)
-    history = trainer.fit(x, x_val, resume=resume, targets=targets)
-    if hasattr(module, "fit_prior"):  # autoencoders sample from a Gaussian fitted to their codes
-        module.fit_prior(encode_means(module, x))
-    last = history[-1] if history else {}
-    msg = collapse_warning(last["active_units"], mcfg.latent_dim) if "active_units" in last else None
-    if warn_collapse and msg:
-        warnings.warn(msg, VaekitWarning, stacklevel=3)
-    if run_dir is not None and is_main:
-        ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, module.state_dict(), {"epoch": trainer.state.epoch})
-    return module, history
+            write_config(run_dir, model_name, shape, user_shape or shape, mcfg, tcfg, run=True, artefacts=artefacts,
+                         extra=extra)
+        if tcfg.layerwise_epochs and not resume:
+            from .stacked import greedy_pretrain
+
+            layers = greedy_pretrain(module, x, tcfg, verbose)
+            if run_dir is not None and is_main:
+                atomic_write_json(Path(run_dir) / LAYERWISE_FILE, layers)
+        targets = module.training_targets(x) if hasattr(module, "training_targets") else None
+        monitor = posterior_summary if module.variational else None
+        trainer = Trainer(module, tcfg, run_dir=run_dir, verbose=verbose, monitor=monitor)
+        history = trainer.fit(x, x_val, resume=resume, targets=targets)
+        if hasattr(module, "fit_prior"):  # autoencoders sample from a Gaussian fitted to their codes
+            module.fit_prior(encode_means(module, x))
+        last = history[-1] if history else {}
+        msg = collapse_warning(last["active_units"], mcfg.latent_dim) if "active_units" in last else None
+        if warn_collapse and msg:
+            warnings.warn(msg, VaekitWarning, stacklevel=3)
+        if run_dir is not None and is_main:
+            ckpt.save_tensors(Path(run_dir) / WEIGHTS_FILE, module.state_dict(), {"epoch": trainer.state.epoch})
+        return module, history
 
 
 @torch.no_grad()

@@ -52,7 +52,7 @@ def run(args) -> int:
         _call_view(add, run_view, [run_dir, "--out", str(out / f"{name.replace('-', '_')}.png"), *extra])
     _call(evaluate_cmd, [run_dir, "--out", str(out / "metrics.json"), "--k", "100"])
     print(json.dumps({"run": run_dir, "seconds": round(time.perf_counter() - t0, 1),
-                      "files": sorted(p.name for p in out.iterdir() if p.is_file())}))
+                      "files": sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))}))
     return 0
 
 

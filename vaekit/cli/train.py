@@ -15,6 +15,7 @@ from ..data import DiskRows, load_data
 from ..data.images.dataset import NAMED
 from ..errors import VaekitError
 from ..runs import CONFIG_FILE, fit_module, read_config
+from ..train import lock
 from ..io import atomic_write_json
 from ..models import MODELS, get_spec
 from ..models.registry import IMAGES_AND_ARRAYS
@@ -43,7 +44,24 @@ def run(args) -> int:
     dist = Distributed.from_env()
     if args.nproc > 1 and not dist.active:
         return _launch(args)
+    locked: list[Path] = []  # the run folder, once its lock is taken: held from when the folder exists to the end
+    try:
+        return _train(args, dist, locked)
+    finally:
+        for out in locked:
+            lock.release(out)
+
+
+def _lock(out: Path, locked: list[Path]) -> None:
+    if not locked:
+        lock.acquire(out)
+        locked.append(out)
+
+
+def _train(args, dist, locked: list[Path]) -> int:
     out = Path(args.out)
+    if dist.is_main and out.is_dir():  # a folder another process trains into is refused before anything else
+        _lock(out, locked)
     saved = read_config(out) if (out / CONFIG_FILE).is_file() else None
     if args.resume:
         if saved is None or "model" not in saved:
@@ -57,7 +75,7 @@ def run(args) -> int:
         name = saved["model"]
         base = {"model": saved["model_config"], "train": saved["train_config"], "data": saved["data"]}
     else:
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != lock.LOCK_FILE for p in out.iterdir()):
             kind = f"a '{saved['model']}' run" if saved and "model" in saved else "files"
             raise VaekitError(f"{out} already holds {kind}; pass --resume to continue it, or choose a new --out")
         name = args.model or "vae"
@@ -82,6 +100,7 @@ def run(args) -> int:
     dist.barrier()  # every process has checked --out before rank 0 writes into it
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        _lock(out, locked)
         doc = saved or {}
         doc["data"] = _recorded(data_cfg)
         atomic_write_json(out / CONFIG_FILE, doc)

@@ -6,6 +6,8 @@ crash can never pair weights of one epoch with optimiser state of another.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,19 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
+    """Write a safetensors file atomically; a failed write (a full disk, a file-size limit) is an OSError
+    naming its cause, and leaves the old file."""
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
     tensors = _contiguous(tensors)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata=meta)
+        except SafetensorError as e:  # safetensors wraps the OS's error in its own: give it back as one
+            code = re.search(r"os error (\d+)", str(e))
+            raise (OSError(int(code.group(1)), os.strerror(int(code.group(1)))) if code else OSError(str(e))) from e
+
+    atomic_write(path, write)
 
 
 def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -160,6 +160,9 @@ class Trainer:
         perm = (torch.randperm(len(data), generator=self.shuffle_rng, device=self.device) if order is None
                 else order(c.batch_size, self.shuffle_rng).to(self.device))
         sums = None
+        # the first step whose loss was not finite, kept on the device: looked at with the progress bar's
+        # updates, so a GPU is not made to wait every step
+        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         params = [p for g in opt.param_groups for p in g["params"]]
         # a module that sets its own gradients skips autograd's engine (in one process without loss scaling:
         # DDP averages gradients through autograd's hooks, and the scaler scales the loss before backward)
@@ -200,11 +203,30 @@ class Trainer:
                 scaler.update()
             batch_sums = _term_sums(out)
             sums = batch_sums if sums is None else sums + batch_sums
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(batch_sums).all(), step, bad_step)
             if step % 20 == 19 or step == steps - 1:
+                if bad_step.item() >= 0:
+                    self._diverged(epoch, int(bad_step), steps)
                 bar.update(step % 20 + 1)
             if self.on_step is not None:
                 self.on_step(epoch, step)
         return dict(zip(out.keys(), (self.dist.all_sum(sums) / len(data)).tolist()))
+
+    def _diverged(self, epoch: int, step: int, steps: int) -> None:
+        """Stop: the loss was not finite at this step. The weights in memory may hold NaN now; the run folder
+        keeps the last epoch's checkpoint, which the step never reached."""
+        c = self.cfg
+        where = (f" The run folder keeps the last good checkpoint (epoch {self.state.epoch}): change the settings "
+                 f"and continue it with --resume, or start again." if self.run_dir is not None and self.state.epoch
+                 else "")
+        fixes = ["a lower learning rate (lr, now {:g})".format(c.lr)]
+        if c.clip_norm is None:
+            fixes.append("gradient clipping (clip_norm=10)")
+        if c.precision != "fp32":
+            fixes.append(f"precision='fp32' (now {c.precision})")
+        raise VaekitError(f"training diverged: the loss stopped being finite (NaN or inf) at step {step + 1} of "
+                          f"{steps} in epoch {epoch + 1}. Try {', '.join(fixes)}, and check the data "
+                          f"for extreme or missing values.{where}")
 
     @torch.no_grad()
     def evaluate_losses(self, x: Batches | torch.Tensor, batch_size: int = 500) -> dict[str, float]:
@@ -266,10 +288,15 @@ class Trainer:
         meta = {"trainer": trainer_meta, "optimizer": opt_meta, "history": st.history}
         if self.scaler is not None:
             meta["grad_scaler"] = self.scaler.state_dict()
-        ckpt.save_tensors(run / STATE_FILE, tensors, meta)
-        if write_weights:
-            ckpt.save_tensors(run / WEIGHTS_FILE, model_sd, {"epoch": st.epoch})
-        atomic_write_json(run / HISTORY_FILE, st.history)
+        try:
+            ckpt.save_tensors(run / STATE_FILE, tensors, meta)
+            if write_weights:
+                ckpt.save_tensors(run / WEIGHTS_FILE, model_sd, {"epoch": st.epoch})
+            atomic_write_json(run / HISTORY_FILE, st.history)
+        except OSError as e:  # a full disk, a file-size limit, a folder gone: each write left its old file
+            raise VaekitError(f"could not write the checkpoint of epoch {st.epoch} into {run}: {e.strerror or e}. "
+                              f"No file there was left half-written (each keeps its last good version); free space "
+                              f"and continue with --resume") from e
 
     def _restore(self):
         """Load state/last.safetensors; returns the best weights so far (for early stopping)."""

@@ -31,6 +31,7 @@ from ...io import atomic_write_json, read_json
 from ...models.likelihoods import TableLikelihood
 from ...estimators import entry_trained_by, seed_of
 from ...runs import fit_module, load_module, read_config, write_config
+from ...train.lock import run_lock
 from ...train import HISTORY_FILE, WEIGHTS_FILE
 from ...train import checkpoint as ckpt
 from ...config import ModelConfig
@@ -100,6 +101,10 @@ class TabularVAE(BaseEstimator):
     def fit(self, data, *, run_dir=None) -> TabularVAE:
         """Fit on a DataFrame, a vaekit Table or a table file (.csv / .parquet). Every column is modelled,
         missing values included; run_dir keeps the training run (checkpoints, history) there."""
+        with run_lock(run_dir):  # one writer per run folder
+            return self._fit(data, run_dir)
+
+    def _fit(self, data, run_dir) -> TabularVAE:
         check_count("prior_components", self.prior_components)
         check_count("autoregressive", self.autoregressive, minimum=0)  # the masked layer's width; 0: none
         table, dtypes = _as_table(data, self.types)

@@ -24,6 +24,7 @@ from ...io import atomic_write, atomic_write_json, read_json
 from ...latent import interpolate_codes
 from ...models.text import generate
 from ...runs import fit_module, load_module, read_config, write_config
+from ...train.lock import run_lock
 from ...train import HISTORY_FILE, WEIGHTS_FILE
 from ...train import checkpoint as ckpt
 
@@ -80,6 +81,10 @@ class SentenceVAE(BaseEstimator):
     def fit(self, sentences, *, val_sentences=None, run_dir=None) -> SentenceVAE:
         """Fit on sentences (a list of strings, or a path: a file of one sentence per line or a folder of .txt
         files). The tokenizer is fitted on these sentences only; val_sentences, if given, are scored each epoch."""
+        with run_lock(run_dir):  # one writer per run folder
+            return self._fit(sentences, val_sentences, run_dir)
+
+    def _fit(self, sentences, val_sentences, run_dir) -> SentenceVAE:
         sentences = _as_sentences(sentences)
         dcfg, mcfg, tcfg = self.data_config(), self.model_config(), self.train_config()
         self.tokenizer_ = fit_tokenizer(dcfg.tokenizer, sentences, dcfg.vocab_size, dcfg.min_count, dcfg.lower)
