@@ -272,7 +272,20 @@ def load(directory, device: str = "auto") -> LatentModel:
     device: 'auto' puts it where fit() would train it (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'.
     A model of another modality comes back as its own estimator (a table's as vaekit.TabularVAE).
     """
-    cls = estimator_class(get_spec(read_config(directory).get("model")))
+    try:
+        return _load(directory, device)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
+        # the folder's JSON parses but does not hold what vaekit writes (a key missing, a value of another type)
+        raise VaekitError(f"{directory} is damaged: its files do not hold what vaekit writes ({type(e).__name__}: "
+                          f"{e}); replace the folder with a good copy, or train the run again") from None
+
+
+def _load(directory, device: str) -> LatentModel:
+    name = read_config(directory).get("model")
+    if not isinstance(name, str):
+        raise VaekitError(f"{directory}/config.json names no model (its 'model' is {name!r}); replace the folder "
+                          f"with a good copy, or train the run again")
+    cls = estimator_class(get_spec(name))
     if hasattr(cls, "load_folder"):
         return cls.load_folder(directory, device)
     doc, module, history = load_module(directory, device)

@@ -154,11 +154,16 @@ class ImageSpace(Space):
 
 
 class TextSpace(Space):
-    """A sentence run: test sentences, decoded greedily."""
+    """A sentence run: test sentences; codes decoded greedily, never writing <unk> (the model's next most likely
+    word instead), so a small vocabulary's run still reads as words."""
 
     kind = "text"
 
     def __init__(self, run, model, sentences: list[str], **kw):
+        from ..data.text import UNK
+
+        # a sentence of words the model never saw has no code to show (transform refuses it): leave it off the map
+        sentences = [s for s in sentences if any(i != UNK for i in model.tokenizer_.encode(s))]
         self.sentences = sentences
         lengths = [len(s.split()) for s in sentences]
         labels = [f"{5 * ((n - 1) // 5) + 1}-{5 * ((n - 1) // 5) + 5} words" if n <= 30 else "31+ words"
@@ -166,13 +171,13 @@ class TextSpace(Space):
         super().__init__(run, model, model.transform(sentences), labels, "length", **kw)
 
     def decode_many(self, z):
-        return [{"text": s} for s in self.model.inverse_transform(z)]
+        return [{"text": s} for s in self.model.inverse_transform(z, allow_unk=False)]
 
     def example_item(self, i):
         return {"text": self.sentences[i]}
 
     def sample(self, n, seed, conditions=None):
-        return [{"text": s} for s in self.model.sample(n, random_state=seed)]
+        return [{"text": s} for s in self.model.sample(n, random_state=seed, allow_unk=False)]
 
 
 class TableSpace(Space):

@@ -1,6 +1,7 @@
 """The user's own data: a folder of images, or a .npy / .npz array."""
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -45,8 +46,9 @@ def load_image_folder(folder: str | Path, image_size: tuple[int, int] | None = N
             with Image.open(p) as im:
                 im.load()
                 images.append(im.copy())
-        except (UnidentifiedImageError, OSError) as e:
-            raise VaekitError(f"cannot read image {p}: {e}; remove or replace the file") from None
+        except Exception as e:  # a decoder meets a damaged file with any of a dozen error types
+            what = e if isinstance(e, (UnidentifiedImageError, OSError)) else f"{type(e).__name__}: {e}"
+            raise VaekitError(f"cannot read image {p}: {what}; remove or replace the file") from None
     grey = all(im.mode in _GREY_MODES and not (im.mode == "P" and _palette_has_colour(im)) for im in images)
     mode = "L" if grey else "RGB"
     if image_size is None:
@@ -96,6 +98,36 @@ def reading_arrays(path):
     except ValueError as e:  # object arrays need pickle, which is refused; short or malformed .npy headers
         raise VaekitError(f"cannot read {path}: {e}; save plain numeric arrays (no objects) with np.save / "
                           f"np.savez") from None
+    except Exception as e:  # numpy's header parser meets a damaged header with others too (TokenError, ...)
+        raise VaekitError(f"cannot read {path}: its array header is damaged ({type(e).__name__}: {e}); copy or "
+                          f"save it again") from None
+
+
+def check_npy_header(f, available: int, name: str) -> None:
+    """Refuse a .npy stream whose header claims more bytes than the file holds, or objects (which need pickle),
+    from the header alone: a header that claims 10^9 rows is refused before anything is allocated."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
+    if dtype.hasobject:
+        raise VaekitError(f"{name} holds Python objects, which only pickle can load, and vaekit loads no pickle; "
+                          f"save plain numeric arrays with np.save / np.savez")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > available - f.tell():
+        raise VaekitError(f"{name}: its header claims an array of shape {shape} ({claimed} bytes), but the file holds "
+                          f"{max(available - f.tell(), 0)} bytes after the header: it is truncated or damaged")
+
+
+def _check_array_file(path: Path) -> None:
+    if path.suffix == ".npy":
+        with open(path, "rb") as f:
+            check_npy_header(f, path.stat().st_size, str(path))
+        return
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if info.filename.endswith(".npy"):
+                with z.open(info) as f:
+                    check_npy_header(f, info.file_size, f"{path}:{info.filename[:-4]}")
 
 
 def load_array_file(path: str | Path):
@@ -105,6 +137,7 @@ def load_array_file(path: str | Path):
     """
     path = Path(path)
     with reading_arrays(path):
+        _check_array_file(path)
         if path.suffix == ".npy":
             return check_array(np.load(path, allow_pickle=False), str(path)), None
         with np.load(path, allow_pickle=False) as z:

@@ -17,6 +17,9 @@ from ...errors import VaekitError
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_DEFLATE_RATIO = 1032  # the most deflate can expand: 258 bytes from 2 bits
+
+
 def read_idx_bytes(path: str | Path) -> bytearray:
     """The uncompressed bytes of an IDX file (gzip detected by its magic bytes, not the file name).
 
@@ -31,7 +34,10 @@ def read_idx_bytes(path: str | Path) -> bytearray:
     if raw[:2] != b"\x1f\x8b":
         return bytearray(raw)
     damaged = f"{path} is a damaged gzip file ({{}}); delete it and download or copy it again"
-    buf = bytearray(int.from_bytes(raw[-4:], "little"))  # gzip's trailer: the uncompressed size mod 2^32
+    size = int.from_bytes(raw[-4:], "little")  # gzip's trailer: the uncompressed size mod 2^32
+    if size > MAX_DEFLATE_RATIO * len(raw):  # deflate cannot expand that much: the trailer lies
+        raise VaekitError(damaged.format(f"its trailer claims {size} bytes from {len(raw)} compressed"))
+    buf = bytearray(size)
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
             n = f.readinto(buf)

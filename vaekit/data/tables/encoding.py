@@ -17,14 +17,15 @@ from compact codes (the batch protocol of data.batches).
 """
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
 
 from ...errors import VaekitError, listed
-from .reader import Table, category_text, missing_mask, refuse_empty_columns
+from .reader import COLUMN_TYPES, Table, category_text, missing_mask, refuse_empty_columns
 
 DISCRETE_MAX = 20  # a numeric column with at most this many distinct values is coded value by value
 POINT_SHARE = 0.05  # a value that holds this share of a numeric column's rows is a mode of its own
@@ -189,8 +190,43 @@ class TableEncoding:
         return {"columns": [asdict(c) for c in self.columns]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> TableEncoding:
-        return cls([ColumnCode(**c) for c in d["columns"]])
+    def from_dict(cls, d: dict, where: str = "the table encoding") -> TableEncoding:
+        """The encoding to_dict wrote, every field checked: a damaged file is refused by name, not met later as
+        a shape error deep in the likelihood."""
+        columns = d.get("columns") if isinstance(d, dict) else None
+        if not isinstance(columns, list) or not columns:
+            raise VaekitError(f"{where} is damaged: it holds no list of columns; fit the model again")
+        return cls([_column_from_dict(c, i, where) for i, c in enumerate(columns)])
+
+
+def _column_from_dict(c, i: int, where: str) -> ColumnCode:
+    def bad(what: str):
+        return VaekitError(f"{where} is damaged: column {i} {what}; fit the model again")
+
+    if not isinstance(c, dict) or set(c) != {f.name for f in fields(ColumnCode)}:
+        raise bad("does not hold the fields vaekit writes")
+    if not isinstance(c["name"], str) or not isinstance(c["dtype"], str) or c["type"] not in COLUMN_TYPES:
+        raise bad("has a name, dtype or type of the wrong kind")
+    if c["kind"] not in ("discrete", "numeric", "id", "constant") or not isinstance(c["missing"], bool):
+        raise bad(f"has kind {c['kind']!r} or a non-boolean 'missing'")
+    numbers = [c["means"], c["stds"], c["weights"]]
+    if not isinstance(c["values"], list) or not all(isinstance(v, list) for v in numbers) \
+            or len({len(v) for v in numbers}) != 1:
+        raise bad("has values, means, stds or weights that are not lists of one length")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in sum(numbers, [])) \
+            or any(s <= 0 for s in c["stds"]):
+        raise bad("has means, stds or weights that are not finite numbers (stds > 0)")
+    for bound in ("low", "high"):
+        if c[bound] is not None and not (isinstance(c[bound], (int, float)) and math.isfinite(c[bound])):
+            raise bad(f"has a {bound} bound that is not a finite number")
+    if any(isinstance(v, (list, dict)) for v in c["values"]):
+        raise bad("has values that are not single values")
+    col = ColumnCode(**c)
+    if col.kind == "discrete" and not col.values or col.kind == "numeric" and not (col.values or col.means):
+        raise bad(f"is {col.kind} but has nothing to code")
+    if col.kind == "numeric" and any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in col.values):
+        raise bad("is numeric but has point masses that are not numbers")
+    return col
 
 
 # -- one column ---------------------------------------------------------------------------------

@@ -281,7 +281,7 @@ class TabularVAE(BaseEstimator):
         est = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
         est.device = device
         est.epochs_, est.fitted_batch_size_ = doc["train_config"]["epochs"], doc["train_config"]["batch_size"]
-        est.encoding_ = TableEncoding.from_dict(read_json(directory / ENCODING_FILE))
+        est.encoding_ = TableEncoding.from_dict(read_json(directory / ENCODING_FILE), str(directory / ENCODING_FILE))
         likelihood = TableLikelihood.of(est.encoding_, est.autoregressive)
         _, est.module_, est.history_ = load_module(directory, device, likelihood)
         est.latent_prior_, meta = ckpt.load_tensors(directory / PRIOR_FILE)
