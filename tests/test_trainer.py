@@ -214,3 +214,23 @@ def test_loading_a_run_unpickles_nothing(mnist_small, tmp_path, monkeypatch):
     for f in Path(tmp_path / "m").iterdir():
         head = f.read_bytes()[:2]
         assert head != b"\x80\x04" and head[:1] != b"\x80", f"{f} looks like a pickle"
+
+
+def test_200_fits_in_one_process_keep_memory_flat_and_leave_the_caller_s_random_streams_alone(mnist_small):
+    """A grid search's loop (benchmarks/repeated_fit.py prints the curve beside a plain PyTorch loop): after
+    a warm-up, resident memory grows by less than the stated bound over the remaining fits; and fit() gives the
+    caller's torch, numpy and thread settings back as they were."""
+    spec = importlib.util.spec_from_file_location("repeated_fit", ROOT / "benchmarks" / "repeated_fit.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    x = mnist_small[0][:128]
+    torch.manual_seed(7)
+    np.random.seed(7)
+    threads = torch.get_num_threads()
+    expected_torch, expected_numpy = torch.rand(4), np.random.rand(4)
+    torch.manual_seed(7)
+    np.random.seed(7)
+    rss = bench.vaekit_fits(x, 200)
+    assert torch.equal(torch.rand(4), expected_torch) and np.array_equal(np.random.rand(4), expected_numpy)
+    assert torch.get_num_threads() == threads
+    assert rss[-1] - rss[19] < bench.BOUND_MIB, rss[19::20]

@@ -9,12 +9,14 @@ the 2-core benchmark machine. Fixed thresholds make freed blocks reusable: what 
 guides get from jemalloc or tcmalloc, without a preload.
 
 The settings are process-wide, so they only go up: a process that evaluates and then trains keeps what
-the evaluation asked for (lowering it again made every IS-NLL block fault ~500 pages back in).
+the evaluation asked for (lowering it again made every IS-NLL block fault ~500 pages back in). They are the
+one piece of process state vaekit changes and does not put back; VAEKIT_MALLOC_TUNING=0 turns them off.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
@@ -45,6 +47,8 @@ def keep_freed_memory(keep: int = TRAINING_KEEP) -> bool:
     Returns whether the thresholds are set (False off glibc).
     """
     global _kept
+    if os.environ.get("VAEKIT_MALLOC_TUNING", "1") == "0":  # the opt-out: leave the C library's settings alone
+        return False
     if keep <= _kept:
         return True
     if not sys.platform.startswith("linux"):

@@ -19,7 +19,7 @@ from .diagnostics import collapse_warning, posterior_summary
 from .errors import VaekitError, VaekitWarning
 from .io import atomic_write_json, read_json
 from .manifest import check_manifest, write_manifest
-from .models import build_module, get_spec
+from .models import build_module, get_spec, noise
 from .train.lock import run_lock
 from .train import HISTORY_FILE, STATE_FILE, WEIGHTS_FILE, Trainer, resolve_device, to_unit_float
 from .train import checkpoint as ckpt
@@ -30,6 +30,7 @@ LAYERWISE_FILE = "layerwise.json"  # the losses of greedy layer-wise pretraining
 FORMAT_VERSION = 1
 
 
+@noise.caller_rng_kept()  # fitting seeds torch's generators; the caller's streams come back after
 def fit_module(model_name: str, mcfg: ModelConfig, tcfg: TrainConfig, x, x_val=None, run_dir=None,
                resume: bool = False, verbose: bool = False, user_shape: tuple[int, ...] | None = None,
                likelihood: nn.Module | None = None, artefacts: dict | None = None, extra: dict | None = None,

@@ -54,6 +54,15 @@ def seeded(seed: int, device: torch.device):
         yield
 
 
+@contextlib.contextmanager
+def caller_rng_kept():
+    """Inside: fitting may reseed torch's global generators; after: the caller's CPU and GPU streams are as they
+    were, so fit() leaves a user's own random draws where it found them."""
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=gpus):
+        yield
+
+
 def example_seeds(x: torch.Tensor, seed: int) -> list[int]:
     """A seed per example from a keyed hash of its bytes: the same example gets the same noise anywhere."""
     key = int(seed).to_bytes(8, "little", signed=True)

@@ -115,11 +115,15 @@ def privacy(train, holdout, synthetic, metadata: dict | None = None, rows: int =
 
     metadata = metadata or sdmetrics_metadata(train)
     n = min(rows, len(synthetic))
-    np.random.seed(seed)  # sdmetrics subsamples with numpy's global generator
-    with _quiet():
-        base = DCRBaselineProtection.compute_breakdown(train, synthetic, metadata, TABLE, num_rows_subsample=n)
-        over = DCROverfittingProtection.compute_breakdown(train, synthetic, holdout, metadata, TABLE,
-                                                          num_rows_subsample=min(n, len(holdout)))
+    caller = np.random.get_state()
+    np.random.seed(seed)  # sdmetrics subsamples with numpy's global generator: seeded here, the caller's put back
+    try:
+        with _quiet():
+            base = DCRBaselineProtection.compute_breakdown(train, synthetic, metadata, TABLE, num_rows_subsample=n)
+            over = DCROverfittingProtection.compute_breakdown(train, synthetic, holdout, metadata, TABLE,
+                                                              num_rows_subsample=min(n, len(holdout)))
+    finally:
+        np.random.set_state(caller)
     return {"dcr_baseline": float(base["score"]), "dcr_overfitting": float(over["score"]),
             "median_dcr_synthetic": float(base["median_DCR_to_real_data"]["synthetic_data"]),
             "median_dcr_random": float(base["median_DCR_to_real_data"]["random_data_baseline"]),

@@ -28,6 +28,7 @@ from ...data.tables.encoding import TableBatches, TableEncoding
 from ...data.tables.reader import Table, read_table
 from ...errors import VaekitError, check_count
 from ...io import atomic_write_json, read_json
+from ...models import noise
 from ...models.likelihoods import TableLikelihood
 from ...estimators import entry_trained_by, seed_of
 from ...runs import fit_module, load_module, read_config, write_config
@@ -101,7 +102,7 @@ class TabularVAE(BaseEstimator):
     def fit(self, data, *, run_dir=None) -> TabularVAE:
         """Fit on a DataFrame, a vaekit Table or a table file (.csv / .parquet). Every column is modelled,
         missing values included; run_dir keeps the training run (checkpoints, history) there."""
-        with run_lock(run_dir):  # one writer per run folder
+        with run_lock(run_dir), noise.caller_rng_kept():  # one writer per run folder; the caller's RNG kept
             return self._fit(data, run_dir)
 
     def _fit(self, data, run_dir) -> TabularVAE:
