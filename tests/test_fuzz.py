@@ -142,3 +142,11 @@ def test_a_decompression_bomb_image_is_refused(tmp_path):
     Image.new("L", (8, 8)).save(folder / "fine.png")
     with pytest.raises(vaekit.VaekitError, match="cannot read image .*bomb.png.*DecompressionBomb"):
         load_image_folder(folder)
+
+
+def test_a_csv_header_of_fifty_thousand_columns_is_refused_before_pandas_builds_them(tmp_path):
+    from vaekit.data.tables.reader import read_table
+
+    (tmp_path / "wide.csv").write_text("," * 50_000 + "\n" + "1," * 50_000 + "\n")
+    with pytest.raises(vaekit.VaekitError, match="header of 50001 or more columns"):
+        read_table(tmp_path / "wide.csv")

@@ -26,6 +26,8 @@ MISSING = {"", "?", "na", "n/a", "nan", "null", "none"}
 NUMERIC_SHARE = 0.9  # a column whose cells are at least this share numbers is numeric with a few bad cells
 ID_SHARE = 0.95  # a text column with at least this share of distinct values (and > 20 rows) names its rows
 # what a column holds; numbers (continuous, integer, datetime as seconds) are float64, the rest text
+MAX_COLUMNS = 10_000  # a table with more is not one a generative model of its columns can learn
+HEADER_BYTES = 4 * 2 ** 20  # the header line is read this far to count its columns
 COLUMN_TYPES = ("continuous", "integer", "boolean", "categorical", "datetime", "id")
 _BOOLEAN = {"true", "false"}
 
@@ -226,6 +228,11 @@ def read_csv(path, label_column: str | None = None, coerce: bool = False,
     path = Path(path)
     if not path.is_file():
         raise VaekitError(f"table not found: {path}")
+    with open(path, "rb") as f:  # the header's width, before pandas builds a column per cell of it
+        columns = f.readline(HEADER_BYTES).count(b",") + 1
+    if columns > MAX_COLUMNS:
+        raise VaekitError(f"{path} has a header of {columns} or more columns, more than the {MAX_COLUMNS} a table "
+                          f"vaekit models can have: it is not a CSV of named columns, or it is damaged")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True,
                          encoding="utf-8-sig", skipinitialspace=True)
