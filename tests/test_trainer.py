@@ -234,3 +234,68 @@ def test_200_fits_in_one_process_keep_memory_flat_and_leave_the_caller_s_random_
     assert torch.equal(torch.rand(4), expected_torch) and np.array_equal(np.random.rand(4), expected_numpy)
     assert torch.get_num_threads() == threads
     assert rss[-1] - rss[19] < bench.BOUND_MIB, rss[19::20]
+
+
+SAVE_CHILD = """
+import os, signal, sys
+import vaekit, vaekit.io
+kind, src, dst, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+calls = {"n": 0}
+
+def maybe_die():
+    calls["n"] += 1
+    if calls["n"] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+replace, exchange = os.replace, vaekit.io._exchange
+def dying_replace(a, b):
+    maybe_die()
+    replace(a, b)
+def dying_exchange(a, b):
+    maybe_die()  # before the swap
+    done = exchange(a, b)
+    maybe_die()  # after it, before the old folder is removed
+    return done
+vaekit.io.os.replace, vaekit.io._exchange = dying_replace, dying_exchange
+if kind == "model":
+    vaekit.load(src, device="cpu").save(dst)
+else:
+    from vaekit.tasks.anomaly.detector import load_detector
+    load_detector(src, device="cpu").save(dst)
+print("calls", calls["n"])
+"""
+
+
+@pytest.mark.parametrize("kind", ["model", "detector"])
+def test_a_save_killed_at_any_of_its_writes_leaves_the_old_folder_or_the_new_one_whole(kind, mnist_small, tmp_path):
+    """Saving B over a folder that holds A, killed (SIGKILL, in a child process) at each of its file renames
+    and around the final swap in turn: after every kill the folder loads as A or as B, never as a mix."""
+    from vaekit.tasks.anomaly.detector import AnomalyDetector, load_detector
+
+    x, probe = mnist_small[0][:256], mnist_small[2][:8]
+    if kind == "model":
+        a, b = (vaekit.VAE(latent_dim=d, hidden=(16,), epochs=1, random_state=0, device="cpu").fit(x) for d in (2, 3))
+        load, out = vaekit.load, (lambda m: m.transform(probe))
+    else:
+        a, b = (AnomalyDetector(epochs=1, latent_dim=d, hidden=(16,), random_state=0).fit(x) for d in (2, 3))
+        load, out = load_detector, (lambda m: m.decision_function(probe))
+    b.save(tmp_path / "b")
+    expected = {"a": out(a), "b": out(b)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    a.save(tmp_path / "probe")
+    full = subprocess.run([sys.executable, "-c", SAVE_CHILD, kind, str(tmp_path / "b"), str(tmp_path / "probe"),
+                           "0"], env=env, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    writes = int(full.stdout.split()[-1])  # renames and swap points of one save over a folder that exists
+    seen = set()
+    for n in range(1, writes + 1):
+        target = tmp_path / f"t{n}"
+        a.save(target)
+        proc = subprocess.run([sys.executable, "-c", SAVE_CHILD, kind, str(tmp_path / "b"), str(target), str(n)],
+                              env=env, capture_output=True, text=True)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        got = out(load(target, device="cpu"))
+        which = [k for k, v in expected.items() if v.shape == got.shape and np.array_equal(v, got)]
+        assert which, f"a save killed at write {n} left a folder that is neither the old nor the new"
+        seen.add(which[0])
+    assert seen == {"a", "b"}  # kills before the swap keep the old folder, kills after it the new one

@@ -18,7 +18,9 @@ from .data.images.files import refuse_sparse
 from .errors import VaekitError, check_count
 from .latent import interpolate_codes
 from .models import get_spec, noise
-from .runs import encode_means, fit_module, load_module, read_config, repeatable_kernels, write_config
+from .io import replacing_folder
+from .runs import (CONFIG_FILE, encode_means, fit_module, load_module, read_config, repeatable_kernels,
+                   write_config)
 from .train import WEIGHTS_FILE, to_unit_float
 from .train import checkpoint as ckpt
 _MODEL_FIELDS = [f for f in ModelConfig.__dataclass_fields__]
@@ -125,11 +127,11 @@ class LatentModel(TransformerMixin, BaseEstimator):
     def save(self, directory) -> Path:
         """Write config.json and model.safetensors into directory (no pickle: safe to share)."""
         self._check_fitted()
-        directory = Path(directory)
-        write_config(directory, self.spec().name, self.input_shape_, self._user_shape, self.module_.cfg,
-                     self.train_config())
-        ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
-        return directory
+        with replacing_folder(directory, start_from=(CONFIG_FILE,)) as folder:  # a crash leaves the old folder
+            write_config(folder, self.spec().name, self.input_shape_, self._user_shape, self.module_.cfg,
+                         self.train_config())
+            ckpt.save_tensors(folder / WEIGHTS_FILE, self.module_.state_dict())
+        return Path(directory)
 
     # -- helpers ------------------------------------------------------------------------------
     def _as_tensor(self, X, fitting: bool = False) -> torch.Tensor:

@@ -5,10 +5,14 @@ The temporary file is created with mode 0o666 filtered by the umask, as open() c
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,3 +93,72 @@ def read_json(path, fix: str = "fix it, or replace it with a good copy") -> Any:
         raise VaekitError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {fix}") from None
     except UnicodeDecodeError as e:
         raise VaekitError(f"{path} is not UTF-8 text (byte {e.start}), so not JSON; {fix}") from None
+
+
+@contextlib.contextmanager
+def replacing_folder(directory, start_from: tuple[str, ...] = ()):
+    """Write a whole folder at once: yields a new sibling folder to write into; on success it takes directory's
+    place in one step, so a crash at any moment leaves directory as it was or as it is now, never old files
+    beside new ones. Files of directory the block does not write (a run's state/, a user's own) are carried over
+    by hard links. The step is Linux's renameat2(RENAME_EXCHANGE), an atomic swap of the two folders;
+    elsewhere two renames, between which a crash leaves the old folder beside, under a .old name.
+    start_from: files of directory the new folder starts with (a config the writer updates, not replaces)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    fresh = directory.parent / f".{directory.name}.{secrets.token_hex(4)}.saving"
+    fresh.mkdir()
+    try:
+        for name in start_from:
+            if (directory / name).is_file():
+                _link_tree(directory / name, fresh / name)
+        yield fresh
+        if not directory.exists():
+            os.rename(fresh, directory)
+            return
+        for p in directory.iterdir():
+            if not (fresh / p.name).exists():
+                _link_tree(p, fresh / p.name)
+        if _exchange(fresh, directory):
+            shutil.rmtree(fresh)  # it holds the old folder now
+            return
+        old = directory.parent / f".{directory.name}.{secrets.token_hex(4)}.old"
+        os.rename(directory, old)
+        os.rename(fresh, directory)
+        shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:  # another file system, or one without hard links
+            shutil.copy2(a, b)
+
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True, copy_function=link)
+    elif src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    else:
+        link(src, dst)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 with RENAME_EXCHANGE); False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:  # a C library older than glibc 2.28
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system that cannot swap
+        return False
+    raise OSError(ctypes.get_errno(), f"could not swap {a} and {b}: {os.strerror(ctypes.get_errno())}")

@@ -47,7 +47,7 @@ from ... import estimators
 from ...errors import VaekitError, VaekitWarning, check_count
 from ...models import noise
 from ...runs import repeatable_kernels
-from ...io import atomic_write_json, read_json
+from ...io import atomic_write_json, read_json, replacing_folder
 from ...manifest import check_manifest, write_manifest
 from ...data.tables.reader import Table, TableSchema
 from ...train import checkpoint as ckpt
@@ -297,25 +297,25 @@ class AnomalyDetector(BaseEstimator):
     # -- persistence ----------------------------------------------------------------------------
     def save(self, directory) -> Path:
         self._check_fitted()
-        directory = Path(directory)
-        for m, est in enumerate(self.estimators_):
-            est.save(directory / f"member-{m}")
-        atomic_write_json(directory / DETECTOR_FILE, {
-            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
-            "kind": self.kind_, "threshold": self.threshold_, "members": len(self.estimators_),
-            "member_scales": self.member_scales_, "column_errors": getattr(self, "column_errors_", None),
-            "schema": self.schema_.to_dict() if self.kind_ == "table" else None})
-        # the training scores, so that a loaded detector can place its threshold again (set_threshold)
-        ckpt.save_tensors(directory / TRAINING_FILE, {
-            "decision_scores": torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64)),
-            **{f"trimmed.{m}": torch.from_numpy(np.asarray(t, dtype=np.int64)) for m, t in enumerate(self.trimmed_)}})
-        artefacts = {"detector": DETECTOR_FILE, "training_scores": TRAINING_FILE,
-                     "members": [f"member-{m}" for m in range(len(self.estimators_))]}
-        if self.kind_ == "table":
-            artefacts["schema"] = f"{DETECTOR_FILE} (schema)"
-        write_manifest(directory, "anomaly-detector", "table" if self.kind_ == "table" else "images and arrays",
-                       artefacts)
-        return directory
+        with replacing_folder(directory) as folder:  # a crash leaves the old folder
+            for m, est in enumerate(self.estimators_):
+                est.save(folder / f"member-{m}")
+            atomic_write_json(folder / DETECTOR_FILE, {
+                "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+                "kind": self.kind_, "threshold": self.threshold_, "members": len(self.estimators_),
+                "member_scales": self.member_scales_, "column_errors": getattr(self, "column_errors_", None),
+                "schema": self.schema_.to_dict() if self.kind_ == "table" else None})
+            # the training scores, so that a loaded detector can place its threshold again (set_threshold)
+            ckpt.save_tensors(folder / TRAINING_FILE, {
+                "decision_scores": torch.from_numpy(np.asarray(self.decision_scores_, dtype=np.float64)),
+                **{f"trimmed.{m}": torch.from_numpy(np.asarray(t, dtype=np.int64)) for m, t in enumerate(self.trimmed_)}})
+            artefacts = {"detector": DETECTOR_FILE, "training_scores": TRAINING_FILE,
+                         "members": [f"member-{m}" for m in range(len(self.estimators_))]}
+            if self.kind_ == "table":
+                artefacts["schema"] = f"{DETECTOR_FILE} (schema)"
+            write_manifest(folder, "anomaly-detector", "table" if self.kind_ == "table" else "images and arrays",
+                           artefacts)
+        return Path(directory)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "estimators_"):

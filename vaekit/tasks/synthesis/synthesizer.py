@@ -27,11 +27,11 @@ from ...config import TrainConfig
 from ...data.tables.encoding import TableBatches, TableEncoding
 from ...data.tables.reader import Table, read_table
 from ...errors import VaekitError, check_count
-from ...io import atomic_write_json, read_json
+from ...io import atomic_write_json, read_json, replacing_folder
 from ...models import noise
 from ...models.likelihoods import TableLikelihood
 from ...estimators import entry_trained_by, seed_of
-from ...runs import fit_module, load_module, read_config, write_config
+from ...runs import CONFIG_FILE, fit_module, load_module, read_config, write_config
 from ...train.lock import run_lock
 from ...train import HISTORY_FILE, WEIGHTS_FILE
 from ...train import checkpoint as ckpt
@@ -152,9 +152,11 @@ class TabularVAE(BaseEstimator):
             counts = resp.T @ np.eye(n_codes)[codes[:, j]] + 1e-3  # (K, codes); a little mass keeps rare values
             per_code.append(counts / counts.sum(1, keepdims=True))
         per_code = np.concatenate(per_code, 1)
+        # contiguous, as load_tensors gives them back: a strided factor takes another matmul kernel, whose last
+        # bits differ, and a saved model's draws must equal the in-memory model's
         self.latent_prior_ = {"weights": torch.tensor(gm.weights_, dtype=torch.float32),
                               "means": torch.tensor(gm.means_, dtype=torch.float32),
-                              "scale_tril": torch.linalg.cholesky(torch.tensor(gm.covariances_)).float(),
+                              "scale_tril": torch.linalg.cholesky(torch.tensor(gm.covariances_)).float().contiguous(),
                               "code_given_component": torch.tensor(per_code, dtype=torch.float32)}
 
     # -- sampling -----------------------------------------------------------------------------
@@ -255,17 +257,16 @@ class TabularVAE(BaseEstimator):
     def save(self, directory) -> Path:
         """The model folder: config, encoding (JSON), weights and latent mixture (safetensors): no pickle."""
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(directory / ENCODING_FILE, self.encoding_.to_dict())
-        write_config(directory, self.model, (self.encoding_.n_features,), (self.encoding_.n_features,),
-                     self.module_.cfg, self.train_config(),
-                     artefacts={"encoding": ENCODING_FILE, "latent_prior": PRIOR_FILE, "history": HISTORY_FILE},
-                     extra={"estimator": self._params_doc()})
-        ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
-        self._save_prior(directory)
-        atomic_write_json(directory / HISTORY_FILE, self.history_)
-        return directory
+        with replacing_folder(directory, start_from=(CONFIG_FILE,)) as folder:  # a crash leaves the old folder
+            atomic_write_json(folder / ENCODING_FILE, self.encoding_.to_dict())
+            write_config(folder, self.model, (self.encoding_.n_features,), (self.encoding_.n_features,),
+                         self.module_.cfg, self.train_config(),
+                         artefacts={"encoding": ENCODING_FILE, "latent_prior": PRIOR_FILE, "history": HISTORY_FILE},
+                         extra={"estimator": self._params_doc()})
+            ckpt.save_tensors(folder / WEIGHTS_FILE, self.module_.state_dict())
+            self._save_prior(folder)
+            atomic_write_json(folder / HISTORY_FILE, self.history_)
+        return Path(directory)
 
     def _save_prior(self, directory: Path) -> None:
         ckpt.save_tensors(directory / PRIOR_FILE, self.latent_prior_, {"columns": self.columns_})

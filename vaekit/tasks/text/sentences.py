@@ -20,10 +20,10 @@ from ...data.text import (TextBatches, encode_sentences, fit_tokenizer, read_sen
                           tokenizer_from_dict)
 from ...errors import VaekitError, check_count
 from ...estimators import entry_trained_by, seed_of
-from ...io import atomic_write, atomic_write_json, read_json
+from ...io import atomic_write, atomic_write_json, read_json, replacing_folder
 from ...latent import interpolate_codes
 from ...models.text import generate
-from ...runs import fit_module, load_module, read_config, write_config
+from ...runs import CONFIG_FILE, fit_module, load_module, read_config, write_config
 from ...train.lock import run_lock
 from ...train import HISTORY_FILE, WEIGHTS_FILE
 from ...train import checkpoint as ckpt
@@ -182,15 +182,15 @@ class SentenceVAE(BaseEstimator):
     def save(self, directory) -> Path:
         """The model folder: config, tokenizer and sentences (JSON, text) and weights (safetensors): no pickle."""
         self._check_fitted()
-        directory = Path(directory)
-        self._write_text_artefacts(directory, self.train_sentences_)
-        write_config(directory, self.model, self.module_.shape, self.module_.shape, self.module_.cfg,
-                     self.train_config(), artefacts={"tokenizer": TOKENIZER_FILE, "sentences": SENTENCES_FILE,
-                                                     "history": HISTORY_FILE},
-                     extra={"estimator": self.get_params()})
-        ckpt.save_tensors(directory / WEIGHTS_FILE, self.module_.state_dict())
-        atomic_write_json(directory / HISTORY_FILE, self.history_)
-        return directory
+        with replacing_folder(directory, start_from=(CONFIG_FILE,)) as folder:  # a crash leaves the old folder
+            self._write_text_artefacts(folder, self.train_sentences_)
+            write_config(folder, self.model, self.module_.shape, self.module_.shape, self.module_.cfg,
+                         self.train_config(), artefacts={"tokenizer": TOKENIZER_FILE, "sentences": SENTENCES_FILE,
+                                                         "history": HISTORY_FILE},
+                         extra={"estimator": self.get_params()})
+            ckpt.save_tensors(folder / WEIGHTS_FILE, self.module_.state_dict())
+            atomic_write_json(folder / HISTORY_FILE, self.history_)
+        return Path(directory)
 
     @classmethod
     def load_folder(cls, directory, device: str = "auto") -> SentenceVAE:
