@@ -106,6 +106,30 @@ def _missing_value(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip().lower() in MISSING)
 
 
+def _text_cells(series) -> tuple[np.ndarray, callable]:
+    """(each cell stripped, '' where missing, as an object array; a function giving each cell's number, NaN
+    where missing, None where not a number). A column of strings (every CSV column) is factorised and each
+    distinct text looked at once: a wide table of few values per column costs hashing, not a call per cell."""
+    import pandas as pd
+
+    raw = series.to_numpy(dtype=object)
+    if len(raw) and pd.api.types.infer_dtype(raw, skipna=False) == "string":
+        inverse, uniques = pd.factorize(raw)  # hashed: numpy's unique would copy every cell to the longest's width
+        cleaned = np.array(["" if u.strip().lower() in MISSING else u.strip() for u in uniques], dtype=object)
+    else:
+        inverse = np.arange(len(raw))
+        cleaned = np.array(["" if _missing_value(v) else str(v).strip() for v in raw], dtype=object)
+
+    def numbers() -> tuple[np.ndarray, np.ndarray]:
+        """(float64 numbers, NaN where missing or not a number; where a present cell is not a number)."""
+        parsed = [np.nan if not c else _number(c) for c in cleaned]
+        bad = np.array([v is None for v in parsed], dtype=bool)
+        values = np.array([np.nan if v is None else v for v in parsed], dtype=np.float64)
+        return values[inverse], bad[inverse]
+
+    return cleaned[inverse], numbers
+
+
 def _number(cell: str) -> float | None:
     try:
         return float(cell)
@@ -147,9 +171,11 @@ def infer_column(series, name: str, source, coerce: bool = False, kind: str | No
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype) \
             and kind in (None, "continuous", "integer"):
         return _numeric(series.to_numpy(dtype=np.float64, na_value=np.nan), kind)
-    cells = ["" if _missing_value(v) else str(v).strip() for v in series.tolist()]
-    text = np.array([c if c else None for c in cells], dtype=object)
-    present = [c for c in cells if c]
+    cells_arr, numbers_of = _text_cells(series)
+    cells = cells_arr.tolist()
+    empty = cells_arr == ""
+    text = np.where(empty, None, cells_arr).astype(object)
+    present = cells_arr[~empty].tolist()
     if kind in ("categorical", "id"):
         return kind, text
     if kind == "boolean":
@@ -165,22 +191,25 @@ def infer_column(series, name: str, source, coerce: bool = False, kind: str | No
             raise VaekitError(f"{source}: column '{name}' is datetime but holds {_cells(bad, lines=lines)}, which "
                               f"are not dates or times")
         return "datetime", _seconds(parsed)
-    numbers = [np.nan if not c else _number(c) for c in cells]
-    bad = [(i, c) for i, (c, v) in enumerate(zip(cells, numbers)) if v is None]
-    if not bad or kind in ("continuous", "integer"):
-        if bad and not coerce:
-            raise VaekitError(f"{source}: column '{name}' is {kind} but holds text: {_cells(bad, lines=lines)}; "
+    numbers, not_number = numbers_of()
+    n_bad = int(not_number.sum())
+    def bad() -> list[tuple[int, str]]:  # the cells that are not numbers, for messages only
+        return [(int(i), cells[i]) for i in np.flatnonzero(not_number)]
+
+    if not n_bad or kind in ("continuous", "integer"):
+        if n_bad and not coerce:
+            raise VaekitError(f"{source}: column '{name}' is {kind} but holds text: {_cells(bad(), lines=lines)}; "
                               f"fix those cells, or pass --coerce (coerce=True) to read them as missing")
-        return _numeric(np.array([np.nan if v is None else v for v in numbers], dtype=np.float64), kind)
-    if present and (len(present) - len(bad)) / len(present) >= NUMERIC_SHARE:
+        return _numeric(numbers, kind)
+    if present and (len(present) - n_bad) / len(present) >= NUMERIC_SHARE:
         if not coerce:
             raise VaekitError(
-                f"{source}: column '{name}' holds numbers except for {len(bad)} cell(s): {_cells(bad, lines=lines)}. "
+                f"{source}: column '{name}' holds numbers except for {n_bad} cell(s): {_cells(bad(), lines=lines)}. "
                 f"Fix those cells, leave them empty to mark them missing, pass --coerce (coerce=True) to read them "
                 f"as missing, or --categorical {name} (categorical=[...]) to read the column as categories")
-        warnings.warn(f"{source}: column '{name}': read {len(bad)} non-numeric cell(s) as missing (--coerce): "
-                      f"{_cells(bad, lines=lines)}", VaekitWarning, stacklevel=3)
-        return _numeric(np.array([np.nan if v is None else v for v in numbers], dtype=np.float64), None)
+        warnings.warn(f"{source}: column '{name}': read {n_bad} non-numeric cell(s) as missing (--coerce): "
+                      f"{_cells(bad(), lines=lines)}", VaekitWarning, stacklevel=3)
+        return _numeric(numbers, None)
     if present and {c.lower() for c in present} <= _BOOLEAN:
         return "boolean", np.array([c.lower() if c else None for c in cells], dtype=object)
     if present and all(any(ch in c for ch in "-/:") for c in present):
