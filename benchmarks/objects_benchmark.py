@@ -127,16 +127,18 @@ def dsprites_part(args) -> list[dict]:
     train = load_scene_split("dsprites", "train", args.limit)
     test = load_scene_split("dsprites", "test", args.test_limit)
     rows = []
+    kinds = [("beta-vae" if b != 1 else "vae", b) for b in args.betas] + ([("aae", None)] if args.aae else [])
     for seed in args.seeds:
-        for beta in args.betas:
-            run = Path(args.run_dir) / f"dsprites-beta{beta:g}-{seed}" if args.run_dir else None
+        for name, beta in kinds:
+            label = f"beta{beta:g}" if beta is not None else name
+            run = Path(args.run_dir) / f"dsprites-{label}-{seed}" if args.run_dir else None
             if run is not None and (run / "config.json").is_file():
                 model = vaekit.load(run, device="cpu")
                 seconds = json.loads((run / "seconds.json").read_text())["fit_s"]
             else:
-                model = vaekit.estimator_for("beta-vae" if beta != 1 else "vae", beta=beta, latent_dim=10,
-                                             hidden=(512, 256), epochs=args.epochs_dsprites, random_state=seed,
-                                             verbose=True)
+                extra = {"beta": beta} if beta is not None else {}
+                model = vaekit.estimator_for(name, latent_dim=10, hidden=(512, 256), epochs=args.epochs_dsprites,
+                                             random_state=seed, verbose=True, **extra)
                 t0 = time.perf_counter()
                 model.fit(train.images)
                 seconds = time.perf_counter() - t0
@@ -144,15 +146,18 @@ def dsprites_part(args) -> list[dict]:
                     model.save(run)
                     (run / "seconds.json").write_text(json.dumps({"fit_s": seconds}))
             scores = evaluate(model, test.images, k=1, seed=0)
-            row = {"beta": beta, "seed": seed, "fit_s": seconds, "neg_elbo": scores["neg_elbo_nats"],
+            row = {"model": name, "beta": beta, "label": label, "seed": seed, "fit_s": seconds,
+                   "neg_elbo": scores.get("neg_elbo_nats"), "reconstruction": scores["reconstruction_nats"],
                    "factor_vae": factor_vae_metric(model, seed=seed)["accuracy"], "mig": mig(model, seed=seed)}
             rows.append(row)
             print(json.dumps({"dsprites": row}), flush=True)
             if seed == args.seeds[0]:
-                grid = model.traverse(test.images[0], values=np.linspace(-3, 3, 9))
+                z = model.transform(test.images[:2000]).reshape(2000, -1)  # the codes' own spread: an AAE's
+                span = 3 if beta is not None else float(np.abs(z).max())  # prior is N(0, I) only roughly
+                grid = model.traverse(test.images[0], values=np.linspace(-span, span, 9))
                 from vaekit import plots
 
-                plots.image_grid(grid.reshape(-1, *grid.shape[2:]), f"{args.out}-traversal-beta-{beta:g}.png",
+                plots.image_grid(grid.reshape(-1, *grid.shape[2:]), f"{args.out}-traversal-{label.replace('beta', 'beta-')}.png",
                                  ncol=9, row_labels=[f"z{d}" for d in range(len(grid))])
     return rows
 
@@ -173,15 +178,18 @@ def write(args, rows: list[dict], sprites_rows: list[dict]) -> None:
     for variant in dict.fromkeys(r["variant"] for r in rows):
         lines.append(f"\n![{variant}]({Path(args.out).name}-scenes-{variant}.png)")
     if sprites_rows:
-        lines += ["\n## dSprites-like sprites: VAE and beta-VAE\n",
-                  "| beta | seed | fit s | -ELBO | FactorVAE metric | MIG | MIG per factor |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["\n## dSprites-like sprites: VAE, beta-VAE and AAE\n",
+                  "| model | seed | fit s | -ELBO | reconstruction | FactorVAE metric | MIG | MIG per factor |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in sprites_rows:
             per = ", ".join(f"{k} {v:.2f}" for k, v in r["mig"]["per_factor"].items())
-            lines.append(f"| {r['beta']:g} | {r['seed']} | {r['fit_s']:.0f} | {r['neg_elbo']:.1f} | "
-                         f"{r['factor_vae']:.3f} | {r['mig']['mig']:.3f} | {per} |")
-        for beta in dict.fromkeys(r["beta"] for r in sprites_rows):
-            lines.append(f"\n![traversal, beta {beta:g}]({Path(args.out).name}-traversal-beta-{beta:g}.png)")
+            elbo = f"{r['neg_elbo']:.1f}" if r.get("neg_elbo") is not None else "-"
+            lines.append(f"| {r.get('label', r['beta'])} | {r['seed']} | {r['fit_s']:.0f} | {elbo} | "
+                         f"{r.get('reconstruction', float('nan')):.1f} | {r['factor_vae']:.3f} | {r['mig']['mig']:.3f} | "
+                         f"{per} |")
+        for label in dict.fromkeys(r.get("label", f"beta{r['beta']:g}") for r in sprites_rows):
+            name = label.replace("beta", "beta-")
+            lines.append(f"\n![traversal, {label}]({Path(args.out).name}-traversal-{name}.png)")
     out = Path(args.out)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"scenes": rows, "dsprites": sprites_rows}, indent=1))
@@ -204,6 +212,7 @@ def main() -> None:
     p.add_argument("--parts", nargs="+", default=["scenes", "dsprites"], choices=["scenes", "dsprites"])
     p.add_argument("--betas", nargs="+", type=float, default=[1.0, 4.0, 8.0])
     p.add_argument("--epochs-dsprites", type=int, default=10)
+    p.add_argument("--aae", action="store_true", help="dSprites: add the adversarial autoencoder beside the betas")
     p.add_argument("--conv-channels", nargs="+", type=int, default=None,
                    help="MEVAE: the stride-2 convolutions' channels (their count sets the grid; default: the registry's)")
     p.add_argument("--context-convs", type=int, default=None, help="MEVAE: 3 x 3 stride-1 convolutions after them")
