@@ -111,7 +111,7 @@ def check_npy_header(f, available: int, name: str) -> None:
     shape, _, dtype = read(f)
     if dtype.hasobject:
         raise VaekitError(f"{name} holds Python objects, which only pickle can load, and vaekit loads no pickle; "
-                          f"save plain numeric arrays with np.save / np.savez")
+                          f"save plain numeric arrays (no objects) with np.save / np.savez")
     claimed = math.prod(shape) * dtype.itemsize
     if claimed > available - f.tell():
         raise VaekitError(f"{name}: its header claims an array of shape {shape} ({claimed} bytes), but the file holds "
