@@ -184,10 +184,10 @@ def write(args, rows: list[dict], sprites_rows: list[dict]) -> None:
         for r in sprites_rows:
             per = ", ".join(f"{k} {v:.2f}" for k, v in r["mig"]["per_factor"].items())
             elbo = f"{r['neg_elbo']:.1f}" if r.get("neg_elbo") is not None else "-"
-            lines.append(f"| {r.get('label', r['beta'])} | {r['seed']} | {r['fit_s']:.0f} | {elbo} | "
+            lines.append(f"| {r['label'] if 'label' in r else r['beta']} | {r['seed']} | {r['fit_s']:.0f} | {elbo} | "
                          f"{r.get('reconstruction', float('nan')):.1f} | {r['factor_vae']:.3f} | {r['mig']['mig']:.3f} | "
                          f"{per} |")
-        for label in dict.fromkeys(r.get("label", f"beta{r['beta']:g}") for r in sprites_rows):
+        for label in dict.fromkeys(r["label"] if "label" in r else f"beta{r['beta']:g}" for r in sprites_rows):
             name = label.replace("beta", "beta-")
             lines.append(f"\n![traversal, {label}]({Path(args.out).name}-traversal-{name}.png)")
     out = Path(args.out)
