@@ -150,3 +150,20 @@ def test_a_csv_header_of_fifty_thousand_columns_is_refused_before_pandas_builds_
     (tmp_path / "wide.csv").write_text("," * 50_000 + "\n" + "1," * 50_000 + "\n")
     with pytest.raises(vaekit.VaekitError, match="header of 50001 or more columns"):
         read_table(tmp_path / "wide.csv")
+
+
+@pytest.mark.parametrize("field, value", [("input_shape", [10 ** 9]), ("input_shape", [-3]),
+                                          ("input_shape", "784"), ("hidden", [10 ** 8])])
+def test_a_config_that_claims_a_huge_or_impossible_network_is_refused_before_building_it(tmp_path, field, value):
+    run = _saved_run(tmp_path)
+    doc = json.loads((run / "config.json").read_text())
+    if field == "hidden":
+        doc["model_config"]["hidden"] = value
+    else:
+        doc[field] = value
+    (run / "config.json").write_text(json.dumps(doc))
+    tracemalloc.start()
+    with pytest.raises(vaekit.VaekitError, match="config.json"):
+        vaekit.load(run)
+    assert tracemalloc.get_traced_memory()[1] < 50 * 2 ** 20  # checked on the meta device, nothing allocated
+    tracemalloc.stop()

@@ -276,7 +276,10 @@ def load(directory, device: str = "auto") -> LatentModel:
     """
     try:
         return _load(directory, device)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
+    except VaekitError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError,
+            RuntimeError) as e:  # RuntimeError: torch refusing a shape the config asked for
         # the folder's JSON parses but does not hold what vaekit writes (a key missing, a value of another type)
         raise VaekitError(f"{directory} is damaged: its files do not hold what vaekit writes ({type(e).__name__}: "
                           f"{e}); replace the folder with a good copy, or train the run again") from None

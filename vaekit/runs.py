@@ -143,11 +143,36 @@ def load_module(directory, device: str = "cpu", likelihood: nn.Module | None = N
         raise VaekitError(f"{directory} has no {WEIGHTS_FILE} yet: the run saved no epoch; train it (or --resume)")
     spec = get_spec(doc.get("model"))
     mcfg = from_dict(spec.config_class, doc["model_config"], f"{directory / CONFIG_FILE} (model_config)")
-    module = build_module(spec.name, mcfg, tuple(doc["input_shape"]), likelihood).to(resolve_device(device))
+    shape = doc["input_shape"]
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
+                                                      for d in shape)):
+        raise VaekitError(f"{directory / CONFIG_FILE} is damaged: input_shape is {shape!r}, not a list of positive "
+                          f"ints; replace the folder with a good copy, or train the run again")
     tensors = _delivered_weights(directory)
+    _check_sizes(spec.name, mcfg, tuple(shape), likelihood, tensors, directory)
+    module = build_module(spec.name, mcfg, tuple(shape), likelihood).to(resolve_device(device))
     ckpt.load_module_weights(module, tensors, str(directory / WEIGHTS_FILE))
     history = read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []
     return doc, module.eval(), history
+
+
+def _check_sizes(name, mcfg, shape, likelihood, tensors, directory: Path) -> None:
+    """Build the module on the meta device (no memory) and compare its parameters with the weights file's, so
+    a config that claims a billion inputs or units is refused before anything that size is allocated."""
+    try:
+        with torch.device("meta"):
+            probe = build_module(name, mcfg, shape, likelihood)
+        wanted = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    except VaekitError:
+        raise
+    except Exception:  # a module that cannot be built without real memory: load_module_weights compares later
+        return
+    given = {k: tuple(v.shape) for k, v in tensors.items()}
+    if wanted != given:
+        diff = sorted(k for k in wanted.keys() | given.keys() if wanted.get(k) != given.get(k))[:3]
+        shown = ", ".join(f"{k}: config {wanted.get(k)} vs weights {given.get(k)}" for k in diff)
+        raise VaekitError(f"{directory}: config.json does not describe model.safetensors ({shown}); the folder is "
+                          f"damaged or mixed: replace it with a good copy, or train the run again")
 
 
 def _delivered_weights(directory: Path) -> dict[str, torch.Tensor]:
