@@ -121,3 +121,15 @@ def german_csv(tmp_path_factory) -> Path:
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows([[*(f"a{i}" for i in range(1, 21)), "class"], *rows])
     return path
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module, reading real data from the first root that has MNIST."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "DATA"):
+        module.DATA = require_data("mnist").parent
+    return module

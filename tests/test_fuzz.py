@@ -3,7 +3,6 @@ hostile files each refused by name: pickles, a lying safetensors header, headers
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import json
 import pickle
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 import vaekit
-from conftest import DATA_ROOTS, ROOT, require_data
+from conftest import load_benchmark, require_data
 
 EXAMPLES = 150
 
@@ -26,10 +25,7 @@ def fuzz(tmp_path_factory):
     require_data("mnist")
     require_data("tabular", "adult", "adult.data")
     require_data("text", "brown", "brown_sentences.txt")
-    spec = importlib.util.spec_from_file_location("fuzz", ROOT / "benchmarks" / "fuzz.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.DATA = next(r for r in DATA_ROOTS if (r / "mnist").exists())
+    module = load_benchmark("fuzz")
     return module, module.Readers(tmp_path_factory.mktemp("fuzz"))
 
 

@@ -1,5 +1,4 @@
 """Training practices and crash safety: resume, a real kill mid-epoch, early stopping, atomic writes."""
-import importlib.util
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ from vaekit.io import atomic_write_bytes
 from vaekit.models import build_module
 from vaekit.train import Trainer
 from vaekit.train import checkpoint as ckpt
-from conftest import DATA_ROOTS, ROOT, require_data
+from conftest import ROOT, load_benchmark, require_data
 
 SMALL = ModelConfig(latent_dim=4, hidden=(64,))
 
@@ -61,10 +60,7 @@ def test_training_killed_at_a_step_or_mid_write_resumes_to_the_uninterrupted_wei
     require_data("mnist")
     require_data("tabular", "german-credit", "german.data")
     require_data("text", "brown", "brown_sentences.txt")
-    spec = importlib.util.spec_from_file_location("crash_harness", ROOT / "benchmarks" / "crash_harness.py")
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    harness.DATA = DATA_ROOTS[[r.joinpath("mnist").exists() for r in DATA_ROOTS].index(True)]
+    harness = load_benchmark("crash_harness")
     result = harness.harness(family, 0, 0, tmp_path, plan=plan)
     assert result["kills"] == len(plan) and result["runs_finished"] >= 1
 
@@ -220,9 +216,7 @@ def test_200_fits_in_one_process_keep_memory_flat_and_leave_the_caller_s_random_
     """A grid search's loop (benchmarks/repeated_fit.py prints the curve beside a plain PyTorch loop): after
     a warm-up, resident memory grows by less than the stated bound over the remaining fits; and fit() gives the
     caller's torch, numpy and thread settings back as they were."""
-    spec = importlib.util.spec_from_file_location("repeated_fit", ROOT / "benchmarks" / "repeated_fit.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("repeated_fit")
     x = mnist_small[0][:128]
     torch.manual_seed(7)
     np.random.seed(7)
