@@ -87,6 +87,8 @@ def mutate_json(data: bytes, edits) -> bytes:
     doc = json.loads(data)
     for kind, at, *value in edits:
         paths = list(_paths(doc))
+        if not paths:  # an earlier edit emptied the document
+            break
         path = paths[at % len(paths)]
         parent = _at(doc, path[:-1])
         if kind == "drop" and isinstance(parent, dict):
