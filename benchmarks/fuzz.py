@@ -179,7 +179,8 @@ class Readers:
                 model.save(out)
                 if kind == "vkz":
                     codec = vaekit.Codec(model)
-                    (out / "scene.vkz").write_bytes(codec.compress((self.digits[:4, None] > 127).astype(np.uint8)))
+                    self.vkz_images = (self.digits[:4, None] > 127).astype(np.uint8)
+                    (out / "scene.vkz").write_bytes(codec.compress(self.vkz_images))
                     self.codec = codec
             elif kind == "text":
                 sentences = self.seed("text").decode().splitlines()
@@ -224,8 +225,11 @@ class Readers:
         if name == "text":
             (case / "s.txt").write_bytes(data)
             return read_sentences(case / "s.txt")
-        if name == "vkz":
-            return self.codec.decompress(data)
+        if name == "vkz":  # a file that decodes must give back exactly the images it was made from
+            x = self.codec.decompress(data)
+            if not np.array_equal(np.asarray(x).reshape(self.vkz_images.shape), self.vkz_images):
+                raise AssertionError("a damaged .vkz file decoded to wrong pixels")
+            return x
         (case / "run" / self._file_of(name)[1]).write_bytes(data)
         return vaekit.load(case / "run", device="cpu")
 
