@@ -171,8 +171,9 @@ def _check_sizes(name, mcfg, shape, likelihood, tensors, directory: Path) -> Non
     if wanted != given:
         diff = sorted(k for k in wanted.keys() | given.keys() if wanted.get(k) != given.get(k))[:3]
         shown = ", ".join(f"{k}: config {wanted.get(k)} vs weights {given.get(k)}" for k in diff)
-        raise VaekitError(f"{directory}: config.json does not describe model.safetensors ({shown}); the folder is "
-                          f"damaged or mixed: replace it with a good copy, or train the run again")
+        raise VaekitError(f"the weights in {directory / WEIGHTS_FILE} do not fit this model, the one its config.json "
+                          f"describes ({shown}): the folder is damaged or mixed; load the run with its own "
+                          f"config.json, or train a new run")
 
 
 def _delivered_weights(directory: Path) -> dict[str, torch.Tensor]:
