@@ -162,18 +162,11 @@ def _check_sizes(name, mcfg, shape, likelihood, tensors, directory: Path) -> Non
     try:
         with torch.device("meta"):
             probe = build_module(name, mcfg, shape, likelihood)
-        wanted = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
     except VaekitError:
         raise
     except Exception:  # a module that cannot be built without real memory: load_module_weights compares later
         return
-    given = {k: tuple(v.shape) for k, v in tensors.items()}
-    if wanted != given:
-        diff = sorted(k for k in wanted.keys() | given.keys() if wanted.get(k) != given.get(k))[:3]
-        shown = ", ".join(f"{k}: config {wanted.get(k)} vs weights {given.get(k)}" for k in diff)
-        raise VaekitError(f"the weights in {directory / WEIGHTS_FILE} do not fit this model, the one its config.json "
-                          f"describes ({shown}): the folder is damaged or mixed; load the run with its own "
-                          f"config.json, or train a new run")
+    ckpt.check_module_weights(probe, tensors, str(directory / WEIGHTS_FILE))
 
 
 def _delivered_weights(directory: Path) -> dict[str, torch.Tensor]:

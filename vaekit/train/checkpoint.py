@@ -100,6 +100,13 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
 
 def load_module_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Copy weights in, with one clear message when they belong to a different model."""
+    check_module_weights(module, tensors, source)
+    module.load_state_dict(tensors)
+
+
+def check_module_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights whose names or shapes are not module's, naming the differences. Shapes only: module may
+    live on the meta device, built to check a stranger's config before anything is allocated."""
     own = module.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -114,4 +121,3 @@ def load_module_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor
             f"the weights in {source} do not fit this model ({detail}); they were saved by a model with "
             f"another architecture: load the run with its own config.json, or train a new run"
         )
-    module.load_state_dict(tensors)
