@@ -219,7 +219,7 @@ class Trainer:
         where = (f" The run folder keeps the last good checkpoint (epoch {self.state.epoch}): change the settings "
                  f"and continue it with --resume, or start again." if self.run_dir is not None and self.state.epoch
                  else "")
-        fixes = ["a lower learning rate (lr, now {:g})".format(c.lr)]
+        fixes = [f"a lower learning rate (lr, now {c.lr:g})"]
         if c.clip_norm is None:
             fixes.append("gradient clipping (clip_norm=10)")
         if c.precision != "fp32":

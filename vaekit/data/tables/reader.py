@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def _missing_value(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip().lower() in MISSING)
 
 
-def _text_cells(series) -> tuple[np.ndarray, callable]:
+def _text_cells(series) -> tuple[np.ndarray, Callable[[], tuple[np.ndarray, np.ndarray]]]:
     """(each cell stripped, '' where missing, as an object array; a function giving each cell's number, NaN
     where missing, None where not a number). A column of strings (every CSV column) is factorised and each
     distinct text looked at once: a wide table of few values per column costs hashing, not a call per cell."""
@@ -193,6 +194,7 @@ def infer_column(series, name: str, source, coerce: bool = False, kind: str | No
         return "datetime", _seconds(parsed)
     numbers, not_number = numbers_of()
     n_bad = int(not_number.sum())
+
     def bad() -> list[tuple[int, str]]:  # the cells that are not numbers, for messages only
         return [(int(i), cells[i]) for i in np.flatnonzero(not_number)]
 

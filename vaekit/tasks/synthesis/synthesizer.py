@@ -169,8 +169,7 @@ class TabularVAE(BaseEstimator):
         check_count("n", n)
         fixed = [self.encoding_.code_of(col, value) for col, value in (conditions or {}).items()]  # (block, code)
         gen = torch.Generator().manual_seed(seed_of(random_state))
-        likelihood = copy.deepcopy(self.module_.likelihood).cpu()  # draws on the CPU, by one seeded generator
-        plan = likelihood.sampling_plan() if likelihood.width else None  # the same weights for every chunk
+        likelihood, plan = self._sampler()
         chunk = SAMPLE_CHUNK // CANDIDATES if fixed else SAMPLE_CHUNK
         codes, scalars = [], []
         for start in range(0, n, chunk):
@@ -191,8 +190,7 @@ class TabularVAE(BaseEstimator):
         """Posterior means E[z|x] of a table's rows (a DataFrame, a vaekit Table or a table file), (N, latent_dim):
         where each row lives in the latent space."""
         self._check_fitted()
-        types = {c.name: c.type for c in self.encoding_.columns if c.name}
-        table, _ = _as_table(data, types)
+        table, _ = _as_table(data, self._fitted_types())
         codes, scalars = self.encoding_.encode(table, 0)
         rows = TableBatches(self.encoding_, codes, scalars).to(self._module_device())
         return torch.cat([self.module_.posterior_params(rows.inputs(slice(i, i + SAMPLE_CHUNK)))[0]
@@ -209,8 +207,7 @@ class TabularVAE(BaseEstimator):
         if z.ndim != 2 or z.shape[1] != d:
             raise VaekitError(f"codes must have shape (N, {d}); got {tuple(z.shape)}")
         gen = torch.Generator().manual_seed(seed_of(random_state))
-        likelihood = copy.deepcopy(self.module_.likelihood).cpu()
-        plan = likelihood.sampling_plan() if likelihood.width else None
+        likelihood, plan = self._sampler()
         codes, scalars = [], []
         for start in range(0, len(z), SAMPLE_CHUNK):
             rows, _ = self._draw_rows(z[start:start + SAMPLE_CHUNK], [], gen, likelihood, plan)
@@ -218,6 +215,15 @@ class TabularVAE(BaseEstimator):
             codes.append(c)
             scalars.append(v)
         return self.encoding_.decode(np.concatenate(codes), np.concatenate(scalars))
+
+    def _sampler(self):
+        """(the likelihood copied to the CPU, where rows are drawn by one seeded generator; its sampling plan,
+        built once for every chunk of a call, or None without an autoregressive layer)."""
+        likelihood = copy.deepcopy(self.module_.likelihood).cpu()
+        return likelihood, likelihood.sampling_plan() if likelihood.width else None
+
+    def _fitted_types(self) -> dict[str, str]:
+        return {c.name: c.type for c in self.encoding_.columns if c.name}
 
     def _draw_rows(self, z: torch.Tensor, fixed, gen, likelihood, plan):
         """Rows drawn from p(x | z) on the CPU by gen, the fixed (block, code) pairs held: (rows, log p of them)."""
@@ -250,7 +256,7 @@ class TabularVAE(BaseEstimator):
     def read_frame(self, path):
         """A table file (.csv / .parquet) read with the fitted column types, as the DataFrame sample() gives."""
         self._check_fitted()
-        table = read_table(path, types={c.name: c.type for c in self.encoding_.columns if c.name})
+        table = read_table(path, types=self._fitted_types())
         return self.encoding_.frame(table)
 
     # -- persistence --------------------------------------------------------------------------
