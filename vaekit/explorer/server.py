@@ -242,9 +242,10 @@ class Explorer:
                               f"free one") from None
         self.socket.listen(128)
         self.space, self.host, self.port = space, host, self.socket.getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}/"
         wildcard = host in ("0.0.0.0", "::", "")
+        # the URL to open here: a wildcard address listens everywhere, but browsers will not open it
+        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        self.url = f"http://{shown}:{self.port}/"
         hosts = ["*"] if wildcard else [*LOOPBACK, host, f"{host}:{self.port}"]
         config = uvicorn.Config(create_app(space, hosts), log_level=log_level, access_log=False,
                                 limit_concurrency=64, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
